@@ -1,0 +1,80 @@
+"""Connecting to Redis: the external server named by the settings, or the embedded one.
+
+Owns: turning settings into a live ``redis.asyncio.Redis`` client and reporting which server
+it is. Must not: know about streams or items.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from core.embedded import EmbeddedRedis
+from core.errors import RedisUnavailable
+from core.settings import Settings, mask_url
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RedisHandle:
+    """A client plus, for the embedded server, the process that serves it."""
+
+    client: aioredis.Redis
+    url: str
+    embedded: EmbeddedRedis | None
+    version: str
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+def make_client(url: str, **kwargs: Any) -> aioredis.Redis:
+    """An asyncio client that decodes replies to str and retries a dropped connection."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+
+    return aioredis.Redis.from_url(
+        url,
+        decode_responses=True,
+        health_check_interval=30,
+        socket_connect_timeout=5,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=5),
+        **kwargs,
+    )
+
+
+async def connect(settings: Settings, *, start_embedded: bool = True) -> RedisHandle:
+    """Connect to the configured Redis (starting the embedded one if needed) and log it."""
+    embedded: EmbeddedRedis | None = None
+    if settings.redis_url:
+        url = settings.redis_url
+    else:
+        embedded = EmbeddedRedis(settings.data_dir)
+        if start_embedded:
+            embedded.start()
+        url = embedded.url
+    client = make_client(url)
+    try:
+        info = await client.info("server")
+    except (RedisError, OSError) as e:
+        await client.aclose()
+        if embedded is not None:
+            embedded.stop()
+        raise RedisUnavailable(f"cannot reach redis at {mask_url(url)}: {e}") from e
+    version = str(info.get("redis_version", "?"))
+    log.info(
+        "connected to redis",
+        extra={
+            "redis": "embedded" if embedded else "external",
+            "url": mask_url(url),
+            "redis_version": version,
+        },
+    )
+    return RedisHandle(client=client, url=url, embedded=embedded, version=version)

@@ -1,0 +1,96 @@
+"""Typed, versioned events: the contracts between roles.
+
+An event travels as one stream entry with the fields ``type`` (e.g. ``item.ingested``),
+``v`` (schema version), ``id`` (the event's own id, stable across redeliveries: consumers
+dedupe on it) and ``data`` (the JSON body). A consumer refuses types and versions it does not
+know with ``UnknownEvent``, so a poison entry ends in the dead-letter stream instead of being
+misread.
+
+Owns: the event types and their wire encoding. Must not: talk to Redis.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core.errors import EventError, UnknownEvent
+from core.models import Item, Labels
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Event(BaseModel):
+    """Base of every event. Subclasses set ``TYPE`` and ``VERSION``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    TYPE: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+
+    event_id: str = Field(default_factory=_new_id)
+    occurred_at: datetime = Field(default_factory=_now)
+
+
+class ItemIngested(Event):
+    """A new item was accepted and stored; it awaits classification."""
+
+    TYPE: ClassVar[str] = "item.ingested"
+    item: Item
+
+
+class ItemUpdated(Event):
+    """A known item changed (title, text or dates); it must be classified again."""
+
+    TYPE: ClassVar[str] = "item.updated"
+    item: Item
+
+
+class ItemClassified(Event):
+    """An item received labels (first time or after a change of item or rules)."""
+
+    TYPE: ClassVar[str] = "item.classified"
+    item_id: str
+    feed_id: str
+    labels: Labels
+
+
+EVENT_TYPES: dict[tuple[str, int], type[Event]] = {
+    (cls.TYPE, cls.VERSION): cls for cls in (ItemIngested, ItemUpdated, ItemClassified)
+}
+
+
+def encode(event: Event) -> dict[str, str]:
+    """The stream entry fields for ``event``."""
+    return {
+        "type": event.TYPE,
+        "v": str(event.VERSION),
+        "id": event.event_id,
+        "data": event.model_dump_json(exclude={"event_id"}),
+    }
+
+
+def decode(fields: Mapping[str, str]) -> Event:
+    """The event carried by a stream entry; ``EventError`` when it cannot be read."""
+    try:
+        key = (fields["type"], int(fields["v"]))
+        data, event_id = fields["data"], fields["id"]
+    except (KeyError, ValueError) as e:
+        raise EventError(f"entry lacks a valid type, v, id or data field: {e}") from e
+    cls = EVENT_TYPES.get(key)
+    if cls is None:
+        raise UnknownEvent(f"unknown event type {key[0]!r} version {key[1]}")
+    try:
+        event = cls.model_validate_json(data)
+    except ValidationError as e:
+        raise EventError(f"{key[0]} v{key[1]} body is invalid: {e.errors()[0]['msg']}") from e
+    return event.model_copy(update={"event_id": event_id})

@@ -1,0 +1,36 @@
+"""Every Redis key, stream and consumer-group name newsmon uses, in one place.
+
+Owns: naming. Must not: talk to Redis.
+"""
+
+from __future__ import annotations
+
+PREFIX = "nm"
+
+# Streams (events between roles)
+STREAM_ITEMS = f"{PREFIX}:stream:items"  # item.ingested / item.updated → classifier
+STREAM_CLASSIFIED = f"{PREFIX}:stream:classified"  # item.classified → notifier, API
+
+# Consumer groups
+GROUP_CLASSIFIER = "classifier"
+GROUP_NOTIFIER = "notifier"
+
+
+def dead_letter(stream: str) -> str:
+    """The dead-letter stream that receives poison entries from ``stream``."""
+    return f"{stream}:dead"
+
+
+# Item store
+def item_key(item_id: str) -> str:
+    return f"{PREFIX}:item:{item_id}"
+
+
+INDEX_ALL = f"{PREFIX}:idx:all"
+INDEX_RELEVANT = f"{PREFIX}:idx:relevant"
+STATS = f"{PREFIX}:stats"
+
+
+def index_key(kind: str, value: str) -> str:
+    """Time index of the items having ``kind`` = ``value`` (topic, official, country, feed)."""
+    return f"{PREFIX}:idx:{kind}:{value}"

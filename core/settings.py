@@ -1,0 +1,123 @@
+"""Settings: one validated object, built at start-up and passed down.
+
+Sources, highest priority first: keyword arguments (tests), ``NEWSMON_*`` environment
+variables, the TOML file named by ``NEWSMON_CONFIG`` (or ``--config``), defaults.
+
+Owns: the names, types, defaults and validation of every setting, and how they are shown
+with secrets masked. Must not: be instantiated at import time, or read anything but the
+environment and the config file.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from core.errors import SettingsError
+
+ENV_PREFIX = "NEWSMON_"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+class Settings(BaseSettings):
+    """Every setting of newsmon. Environment variable = ``NEWSMON_`` + the upper-case name."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    redis_url: str | None = Field(
+        default=None,
+        description="External Redis (redis://, rediss://, unix://). Unset: embedded Redis.",
+    )
+    data_dir: Path = Field(default=Path("data"), description="Embedded Redis files live here.")
+    api_host: str = Field(default="127.0.0.1", description="Address the API listens on.")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="Port the API listens on.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    load_seeds: bool = Field(default=True, description="Load the baseline seeds at start-up.")
+    seeds_dir: Path = Field(default=PROJECT_ROOT / "seeds")
+    stream_maxlen: int = Field(default=100_000, ge=1000, description="Approximate stream cap.")
+    bus_batch: int = Field(default=100, ge=1, le=10_000, description="Entries read per call.")
+    bus_block_ms: int = Field(default=1000, ge=10, le=60_000)
+    claim_idle_ms: int = Field(
+        default=60_000, ge=10, description="Reclaim entries idle this long from dead consumers."
+    )
+    max_deliveries: int = Field(
+        default=5, ge=1, le=100, description="Deliveries before an entry is dead-lettered."
+    )
+    consumer_name: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        description="This process's name in consumer groups; keep it stable across restarts.",
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        scheme = urlsplit(value).scheme
+        if scheme not in REDIS_SCHEMES:
+            raise ValueError(f"scheme must be one of {', '.join(REDIS_SCHEMES)}, not {scheme!r}")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(f"{ENV_PREFIX}CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data, secrets replaced by ``***``."""
+        shown = self.model_dump(mode="json")
+        if self.redis_url:
+            shown["redis_url"] = mask_url(self.redis_url)
+        return shown
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL (``redis://user:***@host``)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build and validate the settings; raise ``SettingsError`` naming the first bad one."""
+    if config_file is not None:
+        if not config_file.is_file():
+            raise SettingsError(f"{ENV_PREFIX}CONFIG", f"no such file: {config_file}")
+        os.environ[f"{ENV_PREFIX}CONFIG"] = str(config_file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        err = e.errors()[0]
+        name = ".".join(str(p) for p in err["loc"]) or "?"
+        setting = f"{ENV_PREFIX}{name.upper()}"
+        given = err.get("input")
+        shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
+        raise SettingsError(setting, f"{err['msg']}{shown}") from e
+    except (OSError, ValueError) as e:  # unreadable or malformed TOML
+        raise SettingsError(f"{ENV_PREFIX}CONFIG", str(e)) from e

@@ -1,0 +1,166 @@
+"""Running roles: one process runs one role, or all of them (``serve``).
+
+The composition root: the only place that imports every service and wires them to Redis,
+the clock and each other through the bus. Nothing imports this module but the CLI.
+
+Shutdown: SIGTERM or SIGINT sets one stop event; consumers finish and ack the batch in
+hand, the API stops accepting connections and finishes open requests, then the Redis
+connection (and the embedded server, if this process started it) is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Coroutine, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import uvicorn
+
+from api.app import create_app
+from classifier.engine import Classifier
+from classifier.lexicon import load_lexicon
+from classifier.worker import ClassifierWorker
+from core import keys
+from core.bus import Bus, Consumer
+from core.connection import RedisHandle, connect
+from core.embedded import EmbeddedRedis
+from core.settings import Settings
+from core.store import ItemStore
+from ingestor.service import Ingestor
+from notifier.worker import NotifierWorker
+
+log = logging.getLogger(__name__)
+
+ROLES = ("ingestor", "classifier", "notifier", "api")
+SHUTDOWN_GRACE_S = 10.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the runner owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def consumer(
+    settings: Settings, handle: RedisHandle, stream: str, group: str, handler: Any
+) -> Consumer:
+    return Consumer(
+        handle.client,
+        stream,
+        group,
+        settings.consumer_name,
+        handler,
+        batch=settings.bus_batch,
+        block_ms=settings.bus_block_ms,
+        claim_idle_ms=settings.claim_idle_ms,
+        max_deliveries=settings.max_deliveries,
+    )
+
+
+async def _watch_embedded(embedded: EmbeddedRedis, stop: asyncio.Event) -> None:
+    """Restart the embedded server if it dies; clients reconnect on their own."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
+        if not stop.is_set():
+            try:
+                await asyncio.to_thread(embedded.ensure_running)
+            except Exception:
+                log.exception("could not restart the embedded redis; retrying")
+
+
+async def _api(settings: Settings, handle: RedisHandle, stop: asyncio.Event) -> None:
+    if settings.api_host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning("API listens on a non-loopback address", extra={"host": settings.api_host})
+    app = create_app(settings, handle.client)
+    config = uvicorn.Config(
+        app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False
+    )
+    server = _Server(config)
+    task = asyncio.create_task(server.serve())
+    log.info("api listening", extra={"host": settings.api_host, "port": settings.api_port})
+    await asyncio.wait(
+        [task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+    )
+    server.should_exit = True
+    await task
+    if not stop.is_set():
+        raise RuntimeError("the API server stopped on its own (is the port taken?)")
+
+
+async def _ingestor(settings: Settings, handle: RedisHandle, stop: asyncio.Event) -> None:
+    ingestor = Ingestor(
+        ItemStore(handle.client), Bus(handle.client, maxlen=settings.stream_maxlen), utcnow
+    )
+    if settings.load_seeds:
+        await ingestor.load_seeds(settings)
+    await stop.wait()  # feed polling joins here with the scheduler (issue #3)
+
+
+async def _classifier(settings: Settings, handle: RedisHandle, stop: asyncio.Event) -> None:
+    engine = Classifier(load_lexicon())
+    bus = Bus(handle.client, maxlen=settings.stream_maxlen)
+    worker = ClassifierWorker(ItemStore(handle.client), bus, engine, utcnow)
+    c = consumer(settings, handle, keys.STREAM_ITEMS, keys.GROUP_CLASSIFIER, worker.handle)
+    await c.run(stop)
+
+
+async def _notifier(settings: Settings, handle: RedisHandle, stop: asyncio.Event) -> None:
+    worker = NotifierWorker(handle.client)
+    c = consumer(settings, handle, keys.STREAM_CLASSIFIED, keys.GROUP_NOTIFIER, worker.handle)
+    await c.run(stop)
+
+
+RoleFn = Callable[[Settings, RedisHandle, asyncio.Event], Coroutine[Any, Any, None]]
+_RUNNERS: dict[str, RoleFn] = {
+    "ingestor": _ingestor,
+    "classifier": _classifier,
+    "notifier": _notifier,
+    "api": _api,
+}
+
+
+async def run(settings: Settings, roles: tuple[str, ...]) -> int:
+    """Run ``roles`` until SIGTERM/SIGINT; returns the process exit code."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    handle = await connect(settings)
+    tasks = {
+        asyncio.create_task(_RUNNERS[role](settings, handle, stop), name=role) for role in roles
+    }
+    if handle.embedded is not None:
+        tasks.add(
+            asyncio.create_task(_watch_embedded(handle.embedded, stop), name="embedded-redis")
+        )
+    log.info("newsmon running", extra={"roles": list(roles)})
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({*tasks, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    for task in done - {stopper}:
+        if task.exception() is not None:
+            log.error(
+                "role failed; stopping", extra={"role": task.get_name()}, exc_info=task.exception()
+            )
+            code = 1
+    stop.set()
+    log.info("shutting down", extra={"grace_s": SHUTDOWN_GRACE_S})
+    _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
+    for task in pending:
+        log.error("role did not stop in time; cancelling", extra={"role": task.get_name()})
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    await handle.close()
+    log.info("newsmon stopped")
+    return code

@@ -1,0 +1,117 @@
+"""The item store against a real Redis: idempotent writes, indexes, filters, cursors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core import keys
+from core.errors import BadCursor
+from core.models import Item, Labels
+from core.store import ItemQuery, ItemStore
+
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
+NOW = datetime(2024, 6, 1, tzinfo=UTC)
+
+
+def _item(n: int, *, feed: str = "f1", minutes: int | None = None) -> Item:
+    return Item(
+        id=f"{n:016x}",
+        feed_id=feed,
+        title=f"item {n}",
+        published=T0 + timedelta(minutes=n if minutes is None else minutes),
+    )
+
+
+def _labels(*topics: str, relevant: bool = False, countries: tuple[str, ...] = ()) -> Labels:
+    return Labels(topics=sorted(topics), countries=sorted(countries), relevant=relevant, score=0.5)
+
+
+async def test_add_is_idempotent(r):
+    store = ItemStore(r)
+    assert await store.add(_item(1), now=NOW) is True
+    assert await store.add(_item(1), now=NOW) is False
+    assert await store.count() == 1
+    assert (await store.stats())["items_ingested"] == 1
+    got = await store.get(_item(1).id)
+    assert got is not None and got.item == _item(1) and got.labels is None
+
+
+async def test_set_labels_applies_each_event_once_and_moves_indexes(r):
+    store = ItemStore(r)
+    item = _item(1)
+    await store.add(item, now=NOW)
+    assert await store.set_labels(item.id, _labels("demining"), event_id="e1", now=NOW)
+    assert not await store.set_labels(item.id, _labels("demining"), event_id="e1", now=NOW)
+    assert (await store.stats())["items_classified"] == 1
+    assert [s.item.id for s in (await store.query(ItemQuery(topic="demining"))).items] == [item.id]
+    # a new classification (rules changed) moves the item between indexes
+    assert await store.set_labels(item.id, _labels("terrorism"), event_id="e2", now=NOW)
+    assert (await store.query(ItemQuery(topic="demining"))).items == []
+    assert len((await store.query(ItemQuery(topic="terrorism"))).items) == 1
+    assert await r.zcard(keys.index_key("topic", "demining")) == 0
+
+
+async def test_set_labels_on_unknown_item_changes_nothing(r):
+    store = ItemStore(r)
+    assert not await store.set_labels("00000000000000ff", _labels("x"), event_id="e", now=NOW)
+    assert await r.exists(keys.item_key("00000000000000ff")) == 0
+
+
+async def test_filters_combine_and_results_are_newest_first(r):
+    store = ItemStore(r)
+    for n in range(20):
+        await store.add(_item(n, feed="a" if n % 2 else "b"), now=NOW)
+        topics = ("border_security",) if n % 3 == 0 else ("demining",)
+        rel = n % 4 == 0
+        await store.set_labels(
+            _item(n).id, _labels(*topics, relevant=rel, countries=("laos",)), event_id=f"e{n}", now=NOW
+        )
+    page = await store.query(ItemQuery(topic="border_security", feed="b"))
+    assert [s.item.title for s in page.items] == ["item 18", "item 12", "item 6", "item 0"]
+    page = await store.query(ItemQuery(relevant=True, topic="border_security"))
+    assert [s.item.title for s in page.items] == ["item 12", "item 0"]
+    page = await store.query(ItemQuery(relevant=False, country="laos", limit=100))
+    assert len(page.items) == 15 and all(s.labels and not s.labels.relevant for s in page.items)
+    window = ItemQuery(since=T0 + timedelta(minutes=5), until=T0 + timedelta(minutes=8))
+    assert [s.item.title for s in (await store.query(window)).items] == [
+        "item 8",
+        "item 7",
+        "item 6",
+        "item 5",
+    ]
+
+
+async def test_cursor_pages_cover_everything_once_even_with_equal_times(r):
+    store = ItemStore(r)
+    for n in range(53):
+        await store.add(_item(n, minutes=n // 10), now=NOW)  # ten items share each minute
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await store.query(ItemQuery(limit=7, cursor=cursor))
+        seen += [s.item.id for s in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert len(seen) == 53 and len(set(seen)) == 53
+    times = [(await store.get(i)).item.published for i in seen]
+    assert times == sorted(times, reverse=True)
+
+
+async def test_cursor_stays_correct_while_new_items_arrive(r):
+    store = ItemStore(r)
+    for n in range(10):
+        await store.add(_item(n), now=NOW)
+    first = await store.query(ItemQuery(limit=5))
+    await store.add(_item(100), now=NOW)  # newer than everything: must not shift page 2
+    second = await store.query(ItemQuery(limit=5, cursor=first.next_cursor))
+    assert [s.item.title for s in second.items] == [f"item {n}" for n in (4, 3, 2, 1, 0)]
+    assert second.next_cursor is None
+
+
+@pytest.mark.parametrize("cursor", ["nope", "123:abc", "000000000000001:" + "x" * 200, "(+"])
+async def test_bad_cursor_is_refused(r, cursor):
+    with pytest.raises(BadCursor):
+        await ItemStore(r).query(ItemQuery(cursor=cursor))
