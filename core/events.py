@@ -2,7 +2,8 @@
 
 An event travels as one stream entry with the fields ``type`` (e.g. ``item.ingested``),
 ``v`` (schema version), ``id`` (the event's own id, stable across redeliveries: consumers
-dedupe on it) and ``data`` (the JSON body). A consumer refuses types and versions it does not
+dedupe on it; repeated outside the body so operators can read it with XRANGE) and ``data``
+(the JSON body, which holds the id too). A consumer refuses types and versions it does not
 know with ``UnknownEvent``, so a poison entry ends in the dead-letter stream instead of being
 misread.
 
@@ -75,7 +76,7 @@ def encode(event: Event) -> dict[str, str]:
         "type": event.TYPE,
         "v": str(event.VERSION),
         "id": event.event_id,
-        "data": event.model_dump_json(exclude={"event_id"}),
+        "data": event.model_dump_json(),
     }
 
 
@@ -83,14 +84,14 @@ def decode(fields: Mapping[str, str]) -> Event:
     """The event carried by a stream entry; ``EventError`` when it cannot be read."""
     try:
         key = (fields["type"], int(fields["v"]))
-        data, event_id = fields["data"], fields["id"]
+        data = fields["data"]
+        fields["id"]
     except (KeyError, ValueError) as e:
         raise EventError(f"entry lacks a valid type, v, id or data field: {e}") from e
     cls = EVENT_TYPES.get(key)
     if cls is None:
         raise UnknownEvent(f"unknown event type {key[0]!r} version {key[1]}")
     try:
-        event = cls.model_validate_json(data)
+        return cls.model_validate_json(data)
     except ValidationError as e:
         raise EventError(f"{key[0]} v{key[1]} body is invalid: {e.errors()[0]['msg']}") from e
-    return event.model_copy(update={"event_id": event_id})
