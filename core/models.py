@@ -46,6 +46,7 @@ class Item(BaseModel):
     title: str
     summary: str = ""
     text: str = ""
+    html: str = ""  # sanitized HTML of the content, when the feed gives HTML
     authors: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
     language: str | None = None

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from core import keys
 from core.bus import Bus
@@ -45,17 +46,16 @@ class Ingestor:
         added = seen = 0
         for item in items:
             event = ItemIngested(item=item, occurred_at=self.clock())
-            is_new = await self.store.add(
-                item,
-                now=self.clock(),
-                outbox=lambda pipe, e=event: self.bus.queue(pipe, keys.STREAM_ITEMS, e),
-            )
+            is_new = await self.store.add(item, now=self.clock(), outbox=self._outbox(event))
             if is_new:
                 added += 1
                 log.info("item accepted", extra={"item_id": item.id, "feed_id": item.feed_id})
             else:
                 seen += 1
         return AcceptResult(added=added, seen=seen)
+
+    def _outbox(self, event: ItemIngested) -> Callable[[Any], None]:
+        return lambda pipe: self.bus.queue(pipe, keys.STREAM_ITEMS, event)
 
     async def load_seeds(self, settings: Settings) -> AcceptResult:
         items = load_seed_items(settings.seeds_dir)

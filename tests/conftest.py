@@ -55,7 +55,9 @@ async def r(redis_sync: redis.Redis, redis_url: str) -> AsyncIterator[Any]:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[bool]], timeout: float = 15.0, every: float = 0.02
+    check: Callable[[], Awaitable[bool]],
+    timeout: float = 15.0,  # noqa: ASYNC109 - a polling deadline, not a cancellation scope
+    every: float = 0.02,
 ) -> None:
     """Poll ``check`` until it is true or the deadline passes (never a bare sleep)."""
     deadline = time.monotonic() + timeout

@@ -66,7 +66,10 @@ async def test_filters_combine_and_results_are_newest_first(r):
         topics = ("border_security",) if n % 3 == 0 else ("demining",)
         rel = n % 4 == 0
         await store.set_labels(
-            _item(n).id, _labels(*topics, relevant=rel, countries=("laos",)), event_id=f"e{n}", now=NOW
+            _item(n).id,
+            _labels(*topics, relevant=rel, countries=("laos",)),
+            event_id=f"e{n}",
+            now=NOW,
         )
     page = await store.query(ItemQuery(topic="border_security", feed="b"))
     assert [s.item.title for s in page.items] == ["item 18", "item 12", "item 6", "item 0"]

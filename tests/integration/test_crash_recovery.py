@@ -36,7 +36,7 @@ async def test_killed_consumer_entry_is_completed_once_by_another(r, redis_url, 
     from core.bus import ensure_group
 
     await ensure_group(r, keys.STREAM_ITEMS, keys.GROUP_CLASSIFIER)
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
         [sys.executable, "-m", "tests.integration.consumer_proc", redis_url, "doomed", point],
         cwd=ROOT,
     )

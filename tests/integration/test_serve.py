@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -82,7 +81,7 @@ def _free_port() -> int:
 class Service:
     def __init__(self, data_dir: Path, port: int, **env: str) -> None:
         self.port = port
-        self.log = data_dir / f"serve-{port}.log"
+        self.log = data_dir.parent / f"serve-{port}.log"
         clean = {k: v for k, v in os.environ.items() if not k.startswith("NEWSMON_")}
         clean.update(
             NEWSMON_DATA_DIR=str(data_dir),
@@ -124,8 +123,8 @@ class Service:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path / "data"
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
 
 
 @pytest.mark.slow
