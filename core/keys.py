@@ -26,6 +26,11 @@ def item_key(item_id: str) -> str:
     return f"{PREFIX}:item:{item_id}"
 
 
+def alias_key(kind: str, digest: str) -> str:
+    """Maps a guid or canonical URL (by ``item_id_for`` digest) to the item stored for it."""
+    return f"{PREFIX}:alias:{kind}:{digest}"
+
+
 INDEX_ALL = f"{PREFIX}:idx:all"
 INDEX_RELEVANT = f"{PREFIX}:idx:relevant"
 STATS = f"{PREFIX}:stats"

@@ -19,6 +19,8 @@ Owns: item persistence and queries. Must not: classify, publish events or know H
 
 from __future__ import annotations
 
+import enum
+import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -30,9 +32,30 @@ from redis.exceptions import WatchError
 
 from core import keys
 from core.errors import BadCursor
-from core.models import Item, Labels, StoredItem
+from core.models import Item, Labels, StoredItem, item_id_for
 
 Outbox = Callable[[Any], None]  # queues commands on the store's MULTI pipeline
+ItemOutbox = Callable[[Any, Item], None]  # the same, given the item as stored
+
+
+class Upsert(enum.Enum):
+    NEW = "new"
+    UPDATED = "updated"
+    SAME = "same"
+
+
+# Moves an item's member in every index it is in (base and label indexes), atomically.
+_REINDEX = """
+local idx = cjson.decode(redis.call('HGET', KEYS[1], 'idx') or '[]')
+local lidx = cjson.decode(redis.call('HGET', KEYS[1], 'label_idx') or '[]')
+for _, list in ipairs({idx, lidx}) do
+  for _, k in ipairs(list) do
+    redis.call('ZREM', k, ARGV[1])
+    redis.call('ZADD', k, 0, ARGV[2])
+  end
+end
+return 1
+"""
 
 _MEMBER = re.compile(r"^\d{15}:[A-Za-z0-9_.-]{1,128}$")
 
@@ -44,6 +67,30 @@ def _ms(when: datetime) -> int:
 def index_member(item: Item) -> str:
     """The member an item has in every time index (time-ordered, unique)."""
     return f"{max(_ms(item.published), 0):015d}:{item.id}"
+
+
+def content_digest(item: Item) -> str:
+    """What makes a stored item "changed": title, summary, text, link and dates."""
+    basis = json.dumps(
+        [item.title, item.summary, item.text, item.url, str(item.published), str(item.updated)]
+    )
+    return hashlib.sha256(basis.encode()).hexdigest()[:16]
+
+
+def _aliases(item: Item) -> list[str]:
+    out = []
+    if item.guid:
+        out.append(keys.alias_key("guid", item_id_for(guid=item.guid)))
+    if item.url:
+        out.append(keys.alias_key("url", item_id_for(url=item.url)))
+    return out
+
+
+def _add_json(current: str | None, value: str) -> str:
+    values = json.loads(current or "[]")
+    if value not in values:
+        values.append(value)
+    return json.dumps(values)
 
 
 def label_indexes(labels: Labels) -> list[str]:
@@ -97,38 +144,109 @@ class ItemStore:
         self.redis: Any = redis  # RESP2 replies, decoded: see core.bus.Bus
 
     async def add(self, item: Item, *, now: datetime, outbox: Outbox | None = None) -> bool:
-        """Store a new item; False (and no change) when its id is already stored.
+        """Store a new item; False (and no change) when it is already stored (by id, guid or
+        canonical URL). ``outbox`` queues more commands in the same transaction."""
+        result = await self.upsert(
+            item, now=now, on_new=(lambda pipe, _: outbox(pipe)) if outbox else None, update=False
+        )
+        return result is Upsert.NEW
 
-        ``outbox`` queues more commands (an event to publish) in the same transaction.
-        """
-        key = keys.item_key(item.id)
-        member = index_member(item)
+    async def upsert(
+        self,
+        item: Item,
+        *,
+        now: datetime,
+        on_new: ItemOutbox | None = None,
+        on_update: ItemOutbox | None = None,
+        update: bool = True,
+    ) -> Upsert:
+        """Store ``item`` once. The same guid or canonical URL (from any feed) is the same item:
+        unchanged content, or a copy from another feed → ``SAME``; changed title, text,
+        summary, link or dates from the feed that first gave it → ``UPDATED`` (stored under the
+        first id, re-indexed). The outbox callbacks queue an event in the
+        same transaction, receiving the item as stored."""
+        aliases = _aliases(item)
         async with self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
+                    await pipe.watch(keys.item_key(item.id), *aliases)
+                    existing = await self._resolve(pipe, item.id, aliases)
+                    if existing is None:
+                        pipe.multi()
+                        self._queue_new(pipe, item, now, aliases)
+                        if on_new is not None:
+                            on_new(pipe, item)
+                        await pipe.execute()
+                        return Upsert.NEW
+                    key = keys.item_key(existing)
                     await pipe.watch(key)
-                    if await pipe.exists(key):
-                        await pipe.unwatch()
-                        return False
-                    pipe.multi()
-                    pipe.hset(
-                        key,
-                        mapping={
-                            "item": item.model_dump_json(),
-                            "ingested_at": now.astimezone(UTC).isoformat(),
-                            "member": member,
-                            "label_idx": "[]",
-                        },
+                    digest, member, idx, feed = await pipe.hmget(
+                        key, "digest", "member", "idx", "feed"
                     )
-                    pipe.zadd(keys.INDEX_ALL, {member: 0})
-                    pipe.zadd(keys.index_key("feed", item.feed_id), {member: 0})
-                    pipe.hincrby(keys.STATS, "items_ingested", 1)
-                    if outbox is not None:
-                        outbox(pipe)
+                    stored = item.model_copy(update={"id": existing})
+                    feed_idx = keys.index_key("feed", item.feed_id)
+                    # Another feed's copy of a stored item is a duplicate, not an update.
+                    same_feed = feed == item.feed_id
+                    if not update or not same_feed or digest == content_digest(stored):
+                        pipe.multi()
+                        pipe.zadd(feed_idx, {member: 0})  # seen in one more feed
+                        pipe.hset(key, "idx", _add_json(idx, feed_idx))
+                        await pipe.execute()
+                        return Upsert.SAME
+                    pipe.multi()
+                    self._queue_update(pipe, stored, member, _add_json(idx, feed_idx))
+                    if on_update is not None:
+                        on_update(pipe, stored)
                     await pipe.execute()
-                    return True
+                    return Upsert.UPDATED
                 except WatchError:
                     continue
+
+    async def _resolve(self, pipe: Any, item_id: str, aliases: list[str]) -> str | None:
+        if await pipe.exists(keys.item_key(item_id)):
+            return item_id
+        for alias in aliases:
+            target = await pipe.get(alias)
+            if target is not None and await pipe.exists(keys.item_key(target)):
+                return str(target)
+        return None
+
+    def _queue_new(self, pipe: Any, item: Item, now: datetime, aliases: list[str]) -> None:
+        member = index_member(item)
+        base = [keys.INDEX_ALL, keys.index_key("feed", item.feed_id)]
+        pipe.hset(
+            keys.item_key(item.id),
+            mapping={
+                "item": item.model_dump_json(),
+                "digest": content_digest(item),
+                "feed": item.feed_id,
+                "ingested_at": now.astimezone(UTC).isoformat(),
+                "member": member,
+                "idx": json.dumps(base),
+                "label_idx": "[]",
+            },
+        )
+        for index in base:
+            pipe.zadd(index, {member: 0})
+        for alias in aliases:
+            pipe.set(alias, item.id)
+        pipe.hincrby(keys.STATS, "items_ingested", 1)
+
+    def _queue_update(self, pipe: Any, item: Item, old_member: str, idx_json: str) -> None:
+        key = keys.item_key(item.id)
+        member = index_member(item)
+        pipe.hset(
+            key,
+            mapping={
+                "item": item.model_dump_json(),
+                "digest": content_digest(item),
+                "member": member,
+                "idx": idx_json,
+            },
+        )
+        if member != old_member:  # the published time changed: move it in every index
+            pipe.eval(_REINDEX, 1, key, old_member, member)
+        pipe.hincrby(keys.STATS, "items_updated", 1)
 
     async def set_labels(
         self,

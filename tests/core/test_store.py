@@ -118,3 +118,53 @@ async def test_cursor_stays_correct_while_new_items_arrive(r):
 async def test_bad_cursor_is_refused(r, cursor):
     with pytest.raises(BadCursor):
         await ItemStore(r).query(ItemQuery(cursor=cursor))
+
+
+def _feed_item(feed: str, *, guid: str | None, url: str | None, title: str = "t", minutes: int = 0):
+    from core.models import item_id_for
+
+    return Item(
+        id=item_id_for(guid=guid, url=url),
+        feed_id=feed,
+        guid=guid,
+        url=url,
+        title=title,
+        published=T0 + timedelta(minutes=minutes),
+    )
+
+
+async def test_same_guid_or_url_from_two_feeds_is_stored_once(r):
+    from core.store import Upsert
+
+    store = ItemStore(r)
+    a = _feed_item("a", guid="g-1", url="https://x.test/1")
+    b = _feed_item("b", guid="g-2", url="https://x.test/1")  # other guid, same canonical URL
+    c = _feed_item("c", guid="g-1", url=None)  # same guid, no link
+    assert await store.upsert(a, now=NOW) is Upsert.NEW
+    assert await store.upsert(b, now=NOW) is Upsert.SAME
+    assert await store.upsert(c, now=NOW) is Upsert.SAME
+    assert await store.count() == 1
+    for feed in ("a", "b", "c"):  # but it is listed under every feed that carried it
+        assert [s.item.id for s in (await store.query(ItemQuery(feed=feed))).items] == [a.id]
+
+
+async def test_changed_item_is_updated_in_place_and_reindexed(r):
+    from core.store import Upsert
+
+    store = ItemStore(r)
+    first = _feed_item("a", guid="g", url="https://x.test/1", title="old", minutes=1)
+    await store.upsert(first, now=NOW)
+    await store.set_labels(first.id, _labels("demining"), event_id="e1", now=NOW)
+    await store.add(_item(500, minutes=5), now=NOW)
+    seen: list[Item] = []
+    changed = _feed_item("a", guid="g", url="https://x.test/1", title="new", minutes=10)
+    result = await store.upsert(changed, now=NOW, on_update=lambda pipe, it: seen.append(it))
+    assert result is Upsert.UPDATED and seen[0].id == first.id
+    got = await store.get(first.id)
+    assert got.item.title == "new" and got.labels is not None  # labels kept until reclassified
+    # moved in time in every index it is in
+    assert (await store.query(ItemQuery(limit=1))).items[0].item.id == first.id
+    assert [s.item.id for s in (await store.query(ItemQuery(topic="demining"))).items] == [first.id]
+    assert await r.zcard(keys.INDEX_ALL) == 2
+    again = await store.upsert(changed, now=NOW)
+    assert again is Upsert.SAME
