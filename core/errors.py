@@ -5,8 +5,15 @@
     ├── RedisUnavailable     Redis cannot be reached or the embedded server cannot start
     ├── EventError           an event cannot be encoded or decoded
     │   └── UnknownEvent     an entry's type or schema version is not one we know
-    └── StoreError           the item store refused a read or write
-        └── BadCursor        a pagination cursor is malformed
+    ├── StoreError           the item store refused a read or write
+    │   └── BadCursor        a pagination cursor is malformed
+    ├── FeedsFileError       (ingestor.feeds) the feeds YAML file is invalid
+    ├── FeedParseError       (ingestor.parser) a body is not a feed we can read
+    └── FetchError           (ingestor.fetcher) a fetch failed: BadURL, Blocked,
+                             FetchTimeout, BodyTooLarge, TooManyRedirects, HTTPStatus,
+                             RetryLater, NetworkError
+
+Errors specific to one service are defined in that service and subclass ``NewsmonError``.
 
 Library errors are wrapped at the boundary with ``raise … from e`` and carry their context
 (the setting name, the stream message id, the item id).

@@ -39,3 +39,24 @@ STATS = f"{PREFIX}:stats"
 def index_key(kind: str, value: str) -> str:
     """Time index of the items having ``kind`` = ``value`` (topic, official, country, feed)."""
     return f"{PREFIX}:idx:{kind}:{value}"
+
+
+# Feeds (ingestor)
+FEEDS = f"{PREFIX}:feeds"  # hash: feed id → definition (JSON)
+FEEDS_DUE = f"{PREFIX}:feeds:due"  # sorted set: feed id → next check (epoch seconds)
+
+
+def feed_state_key(feed_id: str) -> str:
+    return f"{PREFIX}:feed:state:{feed_id}"
+
+
+def feed_lease_key(feed_id: str) -> str:
+    return f"{PREFIX}:feed:lease:{feed_id}"
+
+
+def host_slot_key(host: str) -> str:
+    return f"{PREFIX}:host:slot:{host}"
+
+
+STREAM_COMMANDS = f"{PREFIX}:stream:commands"  # poll-now requests from the API / CLI
+GROUP_INGESTOR = "ingestor"

@@ -47,6 +47,18 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     load_seeds: bool = Field(default=True, description="Load the baseline seeds at start-up.")
     seeds_dir: Path = Field(default=PROJECT_ROOT / "seeds")
+    feeds_file: Path = Field(
+        default=PROJECT_ROOT / "feeds.yaml", description="YAML feed list synced in at start-up."
+    )
+    allow_private_networks: bool = Field(
+        default=False, description="Allow feed/webhook URLs on loopback or private addresses."
+    )
+    poll_tick_s: float = Field(default=5.0, ge=0.1, le=300, description="Scheduler tick.")
+    poll_concurrency: int = Field(default=20, ge=1, le=1000, description="Feeds fetched at once.")
+    fetch_timeout_s: float = Field(default=30.0, gt=0, description="Overall deadline per fetch.")
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    max_body_bytes: int = Field(default=15 * 1024 * 1024, ge=1024, description="Decoded cap.")
+    host_spacing_s: float = Field(default=1.0, ge=0, description="Gap between requests to a host.")
     stream_maxlen: int = Field(default=100_000, ge=1000, description="Approximate stream cap.")
     bus_batch: int = Field(default=100, ge=1, le=10_000, description="Entries read per call.")
     bus_block_ms: int = Field(default=1000, ge=10, le=60_000)

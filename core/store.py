@@ -295,6 +295,9 @@ class ItemStore:
                 except WatchError:
                     continue
 
+    async def exists(self, item_id: str) -> bool:
+        return bool(await self.redis.exists(keys.item_key(item_id)))
+
     async def get(self, item_id: str) -> StoredItem | None:
         row = await self.redis.hgetall(keys.item_key(item_id))
         return _stored(row) if row else None

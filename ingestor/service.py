@@ -1,9 +1,8 @@
 """The ingestor role: accepts items, stores each once and publishes ``item.ingested``.
 
-In this release the ingestor loads the baseline seeds at start-up; feed polling arrives
-with the scheduler (issue #3). Storing an item and publishing its event happen in one Redis
-transaction, so an accepted item is never left without its event, and a second load of the
-same items changes nothing.
+The baseline seeds are loaded at start-up; feed items come from the poller. Storing an
+item and publishing its event happen in one Redis transaction, so an accepted item is never
+left without its event, and a second load of the same items changes nothing.
 
 Owns: accepting items. Must not: classify or notify.
 """
@@ -18,10 +17,10 @@ from typing import Any
 
 from core import keys
 from core.bus import Bus
-from core.events import ItemIngested
+from core.events import ItemIngested, ItemUpdated
 from core.models import Item
 from core.settings import Settings
-from core.store import ItemStore
+from core.store import ItemStore, Upsert
 from ingestor.seeds import load_seed_items
 
 log = logging.getLogger(__name__)
@@ -33,6 +32,7 @@ Clock = Callable[[], datetime]
 class AcceptResult:
     added: int
     seen: int
+    updated: int = 0
 
 
 class Ingestor:
@@ -42,20 +42,33 @@ class Ingestor:
         self.clock = clock
 
     async def accept(self, items: Iterable[Item]) -> AcceptResult:
-        """Store and publish every new item; items already stored are counted as seen."""
-        added = seen = 0
+        """Store and publish every new or changed item; unchanged ones are counted as seen.
+
+        A new item publishes ``item.ingested``, a changed one ``item.updated``, each in the
+        same transaction as the write.
+        """
+        added = seen = updated = 0
         for item in items:
-            event = ItemIngested(item=item, occurred_at=self.clock())
-            is_new = await self.store.add(item, now=self.clock(), outbox=self._outbox(event))
-            if is_new:
+            result = await self.store.upsert(
+                item, now=self.clock(), on_new=self._publish_new, on_update=self._publish_update
+            )
+            if result is Upsert.NEW:
                 added += 1
                 log.info("item accepted", extra={"item_id": item.id, "feed_id": item.feed_id})
+            elif result is Upsert.UPDATED:
+                updated += 1
+                log.info("item updated", extra={"item_id": item.id, "feed_id": item.feed_id})
             else:
                 seen += 1
-        return AcceptResult(added=added, seen=seen)
+        return AcceptResult(added=added, seen=seen, updated=updated)
 
-    def _outbox(self, event: ItemIngested) -> Callable[[Any], None]:
-        return lambda pipe: self.bus.queue(pipe, keys.STREAM_ITEMS, event)
+    def _publish_new(self, pipe: Any, item: Item) -> None:
+        event = ItemIngested(item=item, occurred_at=self.clock())
+        self.bus.queue(pipe, keys.STREAM_ITEMS, event)
+
+    def _publish_update(self, pipe: Any, item: Item) -> None:
+        event = ItemUpdated(item=item, occurred_at=self.clock())
+        self.bus.queue(pipe, keys.STREAM_ITEMS, event)
 
     async def load_seeds(self, settings: Settings) -> AcceptResult:
         items = load_seed_items(settings.seeds_dir)

@@ -28,6 +28,25 @@ def _parser() -> argparse.ArgumentParser:
     for role in ROLES:
         sub.add_parser(role, help=f"run the {role} role only")
     sub.add_parser("config", help="print the effective settings (secrets masked)")
+
+    feeds = sub.add_parser("feeds", help="manage the polled feeds").add_subparsers(
+        dest="feeds_command", required=True, metavar="ACTION"
+    )
+    add = feeds.add_parser("add", help="add a feed (polled at once, then on schedule)")
+    add.add_argument("url")
+    add.add_argument("--name")
+    add.add_argument("--interval", help="e.g. 15m, 1h, 90s (floor 1m; default 15m)")
+    add.add_argument("--full-text", action="store_true", help="fetch each article's page")
+    add.add_argument("--json", action="store_true")
+    ls = feeds.add_parser("list", help="feeds with their health and next check")
+    ls.add_argument("--json", action="store_true")
+    rm = feeds.add_parser("remove", help="stop polling a feed and forget its state")
+    rm.add_argument("feed_id", metavar="ID")
+
+    poll = sub.add_parser("poll", help="poll feeds now, print a summary and exit")
+    poll.add_argument("--once", action="store_true", help="poll once and exit (the default)")
+    poll.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    poll.add_argument("feed_ids", nargs="*", metavar="FEED_ID")
     return p
 
 
@@ -42,12 +61,28 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(settings.masked(), indent=2, sort_keys=True))
         return 0
     setup_logging(settings.log_level, settings.log_format)
-    roles = ROLES if args.command == "serve" else (args.command,)
     try:
+        if args.command in ("feeds", "poll"):
+            return asyncio.run(_command(settings, args))
+        roles = ROLES if args.command == "serve" else (args.command,)
         return asyncio.run(_run(settings, roles))
-    except NewsmonError as e:
+    except (NewsmonError, ValueError) as e:
         print(f"newsmon: {e}", file=sys.stderr)
         return 1
+
+
+async def _command(settings: Settings, args: argparse.Namespace) -> int:
+    from runner import commands
+
+    if args.command == "poll":
+        return await commands.poll(settings, args.feed_ids, args.progress)
+    if args.feeds_command == "add":
+        return await commands.feeds_add(
+            settings, args.url, args.name, args.interval, args.full_text, args.json
+        )
+    if args.feeds_command == "list":
+        return await commands.feeds_list(settings, args.json)
+    return await commands.feeds_remove(settings, args.feed_id)
 
 
 async def _run(settings: Settings, roles: tuple[str, ...]) -> int:

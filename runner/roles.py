@@ -30,7 +30,13 @@ from core.connection import RedisHandle, connect
 from core.embedded import EmbeddedRedis
 from core.settings import Settings
 from core.store import ItemStore
+from ingestor.feeds import load_feeds_file
+from ingestor.fetcher import Fetcher
+from ingestor.fulltext import FullText
+from ingestor.poller import Politeness, Poller
+from ingestor.scheduler import Scheduler
 from ingestor.service import Ingestor
+from ingestor.state import FeedRegistry
 from notifier.worker import NotifierWorker
 
 log = logging.getLogger(__name__)
@@ -98,13 +104,55 @@ async def _api(settings: Settings, handle: RedisHandle, stop: asyncio.Event) -> 
         raise RuntimeError("the API server stopped on its own (is the port taken?)")
 
 
+def make_fetcher(settings: Settings) -> Fetcher:
+    return Fetcher(
+        allow_private=settings.allow_private_networks,
+        max_bytes=settings.max_body_bytes,
+        connect_timeout=settings.connect_timeout_s,
+        deadline=settings.fetch_timeout_s,
+    )
+
+
+def make_poller(settings: Settings, handle: RedisHandle, fetcher: Fetcher) -> Poller:
+    store = ItemStore(handle.client)
+    ingestor = Ingestor(store, Bus(handle.client, maxlen=settings.stream_maxlen), utcnow)
+    return Poller(
+        FeedRegistry(handle.client),
+        ingestor,
+        fetcher,
+        utcnow,
+        politeness=Politeness(host_spacing_s=settings.host_spacing_s),
+        fulltext=FullText(fetcher),
+    )
+
+
+async def sync_feeds_file(settings: Settings, handle: RedisHandle) -> int:
+    """Bring the feeds YAML file into Redis (a missing file is not an error: no feeds)."""
+    if not settings.feeds_file.exists():
+        log.warning("no feeds file", extra={"feeds_file": str(settings.feeds_file)})
+        return 0
+    feeds = load_feeds_file(settings.feeds_file)
+    changed = await FeedRegistry(handle.client).sync(feeds, now=utcnow())
+    log.info("feeds file synced", extra={"feeds": len(feeds), "added_or_changed": changed})
+    return changed
+
+
 async def _ingestor(settings: Settings, handle: RedisHandle, stop: asyncio.Event) -> None:
     ingestor = Ingestor(
         ItemStore(handle.client), Bus(handle.client, maxlen=settings.stream_maxlen), utcnow
     )
     if settings.load_seeds:
         await ingestor.load_seeds(settings)
-    await stop.wait()  # feed polling joins here with the scheduler (issue #3)
+    await sync_feeds_file(settings, handle)
+    async with make_fetcher(settings) as fetcher:
+        scheduler = Scheduler(
+            FeedRegistry(handle.client),
+            make_poller(settings, handle, fetcher),
+            utcnow,
+            tick_s=settings.poll_tick_s,
+            concurrency=settings.poll_concurrency,
+        )
+        await scheduler.run(stop)
 
 
 async def _classifier(settings: Settings, handle: RedisHandle, stop: asyncio.Event) -> None:

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,8 @@ import pytest
 
 from ingestor.seeds import load_seed_items
 from tests.conftest import wait_until
+from tests.ingestor.httpserver import TestServer
+from tests.integration.test_polling import ITEMS, rss
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -127,13 +130,26 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
+@pytest.fixture
+def feed_server() -> Iterator[TestServer]:
+    with TestServer() as srv:
+        srv.route("/feed.xml", body=rss(ITEMS), headers={"content-type": "application/rss+xml"})
+        yield srv
+
+
 @pytest.mark.slow
-def test_serve_tags_seeds_and_keeps_them_across_restart(data_dir: Path) -> None:
+def test_serve_tags_seeds_and_keeps_them_across_restart(
+    data_dir: Path, tmp_path: Path, feed_server: TestServer
+) -> None:
     seeds = {item.guid.rsplit(":", 1)[1][:3]: item for item in load_seed_items(ROOT / "seeds")}
-    svc = Service(data_dir, _free_port())
+    feeds = tmp_path / "feeds.yaml"  # a local feed: the test never reaches the internet
+    feeds.write_text(f"feeds:\n  - id: local\n    url: {feed_server.url('/feed.xml')}\n")
+    local = {"NEWSMON_FEEDS_FILE": str(feeds), "NEWSMON_ALLOW_PRIVATE_NETWORKS": "true"}
+    svc = Service(data_dir, _free_port(), **local)
     try:
         wait_until(svc.up, timeout=60)
-        wait_until(lambda: sum(1 for i in svc.items() if i["labels"]) == 5, timeout=60)
+        wait_until(lambda: sum(1 for i in svc.items() if i["labels"]) == 7, timeout=60)
+        assert len(svc.items(feed="local")) == 2  # polled, classified, stored
         for key, (topics, officials) in EXPECTED.items():
             body = svc.http.get(f"/v1/items/{seeds[key].id}").json()
             assert set(body["labels"]["topics"]) == topics, key
@@ -143,7 +159,7 @@ def test_serve_tags_seeds_and_keeps_them_across_restart(data_dir: Path) -> None:
         # the filters answer from the indexes
         assert [i["id"] for i in svc.items(topic="demining")] == [seeds["004"].id]
         assert len(svc.items(official="khamliang_outhakaysone")) == 4
-        assert len(svc.items(relevant="true", country="laos")) == 5
+        assert len(svc.items(relevant="true", country="laos", feed="seeds")) == 5
         assert svc.http.get("/v1/items/0000000000000000").status_code == 404
     finally:
         code = svc.stop()
@@ -154,10 +170,10 @@ def test_serve_tags_seeds_and_keeps_them_across_restart(data_dir: Path) -> None:
     assert any(e["event"] == "newsmon stopped" for e in events)
 
     # Second life: no seed loading, the embedded Redis brings the items back from its AOF.
-    again = Service(data_dir, _free_port(), NEWSMON_LOAD_SEEDS="false")
+    again = Service(data_dir, _free_port(), NEWSMON_LOAD_SEEDS="false", **local)
     try:
         wait_until(again.up, timeout=60)
         items = again.items()
-        assert len(items) == 5 and all(i["labels"] for i in items)
+        assert len(items) == 7 and all(i["labels"] for i in items)
     finally:
         assert again.stop() == 0

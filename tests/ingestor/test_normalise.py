@@ -1,0 +1,137 @@
+"""Canonical URLs, HTML sanitising, HTML to text and UTC dates (ingestor.normalise)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from ingestor.normalise import canonical_url, html_to_text, normalise_text, sanitize_html, to_utc
+
+
+@pytest.mark.parametrize(
+    ("url", "base", "expected"),
+    [
+        ("http://example.com/a", None, "http://example.com/a"),
+        ("HTTP://Example.COM/Path", None, "http://example.com/Path"),
+        ("http://example.com:80/a", None, "http://example.com/a"),
+        ("https://example.com:443/a", None, "https://example.com/a"),
+        ("https://example.com:8443/a", None, "https://example.com:8443/a"),
+        ("http://example.com", None, "http://example.com/"),
+        ("http://example.com/a#section-2", None, "http://example.com/a"),
+        ("http://e.com/a?utm_source=rss&utm_medium=feed", None, "http://e.com/a"),
+        ("http://e.com/a?id=7&UTM_Campaign=x&page=2", None, "http://e.com/a?id=7&page=2"),
+        ("http://e.com/a?fbclid=1&b=2&gclid=3&a=1", None, "http://e.com/a?b=2&a=1"),
+        ("http://e.com/?mc_cid=1&mc_eid=2&igshid=3&ref_src=4", None, "http://e.com/"),
+        ("http://e.com/?_hsenc=1&_hsmi=2&yclid=3&msclkid=4&q=x", None, "http://e.com/?q=x"),
+        ("http://e.com/?ref=home", None, "http://e.com/?ref=home"),
+        ("/news/1?utm_source=x#top", "https://Site.org/feed.xml", "https://site.org/news/1"),
+        ("../b", "http://e.com/x/y/feed", "http://e.com/x/b"),
+        ("//cdn.e.com/a", "https://e.com/feed", "https://cdn.e.com/a"),
+        ("  http://e.com/a  ", None, "http://e.com/a"),
+        ("http://[2001:DB8::1]:8080/a", None, "http://[2001:db8::1]:8080/a"),
+        ("javascript:alert(1)", None, None),
+        ("mailto:a@example.com", None, None),
+        ("tag:example.com,2006:1", None, None),
+        ("urn:uuid:1234", None, None),
+        ("ftp://e.com/a", None, None),
+        ("", None, None),
+        ("relative/only", None, None),
+        ("http://[::1", None, None),
+        ("http://e.com:notaport/", None, None),
+    ],
+)
+def test_canonical_url(url: str, base: str | None, expected: str | None) -> None:
+    assert canonical_url(url, base) == expected
+
+
+@pytest.mark.parametrize(
+    ("html", "absent", "present"),
+    [
+        ("<p>hi<script>alert(1)</script></p>", ["script", "alert"], ["<p>hi</p>"]),
+        ('<img src="x.png" onerror="alert(1)">', ["onerror", "alert"], ["<img"]),
+        ('<a href="javascript:alert(1)">x</a>', ["javascript", "alert"], [">x</a>"]),
+        ('<p onclick="steal()">t</p>', ["onclick", "steal"], ["<p>t</p>"]),
+        ('<iframe src="http://evil.example/"></iframe>ok', ["iframe", "evil"], ["ok"]),
+        ("<style>p{color:red}</style><p>t</p>", ["style", "color"], ["<p>t</p>"]),
+        ('<p style="position:fixed">t</p>', ["style", "fixed"], ["<p>t</p>"]),
+        ("<object data=x></object><embed src=y>t", ["object", "embed"], ["t"]),
+        ('<a href="/rel">x</a>', ['href="/rel"'], ['href="http://e.com/rel"']),
+        ('<img src="pic.jpg" alt="A">', ['src="pic.jpg"'], ['src="http://e.com/news/pic.jpg"']),
+        ("<h2>T</h2><ul><li>a</li></ul><table><tr><td>1</td></tr></table>", [], ["<h2>", "<li>"]),
+    ],
+)
+def test_sanitize_html(html: str, absent: list[str], present: list[str]) -> None:
+    clean = sanitize_html(html, "http://e.com/news/")
+    for fragment in absent:
+        assert fragment not in clean
+    for fragment in present:
+        assert fragment in clean
+
+
+def test_sanitize_html_without_base_keeps_relative_links() -> None:
+    assert 'href="/rel"' in sanitize_html('<a href="/rel">x</a>', None)
+    assert sanitize_html("   ", None) == ""
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("<p>One</p><p>Two</p>", "One\n\nTwo"),
+        ("<div>a<br>b<br/>c</div>", "a\nb\nc"),
+        ("Tom &amp; Jerry &lt;3 &eacute;t&#233; &#x41;", "Tom & Jerry <3 été A"),
+        ("  lots \n\t of   space  ", "lots of space"),
+        ("<p>x<script>var a = 1;</script><style>p{}</style>y</p>", "xy"),
+        ("<h1>Head</h1>body <b>bold</b> <i>it</i>", "Head\n\nbody bold it"),
+        ("<ul><li>a</li><li>b</li></ul>", "a\n\nb"),
+        ("unclosed <p>tags <b>everywhere", "unclosed\n\ntags everywhere"),
+        ("", ""),
+        ("a\x00b\x07c", "a b c"),
+    ],
+)
+def test_html_to_text(html: str, text: str) -> None:
+    assert html_to_text(html) == text
+
+
+def test_html_to_text_is_fast_on_a_large_document() -> None:
+    html = "<p>Phnom Penh &amp; Vientiane <b>defence</b> talks.</p>" * 20_000  # ~1 MB
+    start = time.perf_counter()
+    text = html_to_text(html)
+    assert text.count("\n\n") == 19_999
+    assert time.perf_counter() - start < 5  # generous: a sanity bound, not a benchmark
+
+
+def test_normalise_text_keeps_paragraphs() -> None:
+    assert normalise_text("a  b\r\n c\n\n\n  d ") == "a b\nc\n\nd"
+
+
+ICT = timezone(timedelta(hours=7))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        (
+            time.struct_time((2024, 1, 2, 3, 4, 5, 1, 2, 0)),
+            datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
+        ),
+        (datetime(2024, 1, 2, 10, 0, tzinfo=ICT), datetime(2024, 1, 2, 3, 0, tzinfo=UTC)),
+        (datetime(2024, 1, 2, 3, 0), datetime(2024, 1, 2, 3, 0, tzinfo=UTC)),
+        ("2024-01-02T10:00:00+07:00", datetime(2024, 1, 2, 3, 0, tzinfo=UTC)),
+        ("2024-01-02T03:00:00Z", datetime(2024, 1, 2, 3, 0, tzinfo=UTC)),
+        ("2024-01-02T03:00:00.1234567Z", datetime(2024, 1, 2, 3, 0, 0, 123456, tzinfo=UTC)),
+        ("2024-01-02", datetime(2024, 1, 2, tzinfo=UTC)),
+        ("Tue, 02 Jan 2024 10:00:00 +0700", datetime(2024, 1, 2, 3, 0, tzinfo=UTC)),
+        ("Tue, 02 Jan 2024 03:00:00 GMT", datetime(2024, 1, 2, 3, 0, tzinfo=UTC)),
+        ("not a date", None),
+        ("2024-13-45T99:00:00Z", None),
+        ("", None),
+    ],
+)
+def test_to_utc(value: object, expected: datetime | None) -> None:
+    result = to_utc(value)
+    assert result == expected
+    if result is not None:
+        assert result.tzinfo is UTC
