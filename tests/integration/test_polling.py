@@ -4,6 +4,7 @@ hostile responses that end within their limits while the other feeds go on."""
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -252,3 +253,73 @@ async def test_hostile_feeds_end_within_limits_and_the_good_feed_goes_on(r, rig,
     for stored in await store.get_many([e.item.id for e in await _events(r)]):
         assert "root:" not in stored.item.title + stored.item.text  # no file leaked
         assert len(stored.item.title) < 10_000  # no entity blow-up
+
+
+ARTICLE = (
+    "<html><head><title>Border talks</title></head><body><nav>Home | World | Sport</nav>"
+    "<article><h1>Cambodia and Laos hold border talks</h1>"
+    + "".join(
+        f"<p>Paragraph {i}: Royal Cambodian Armed Forces and Lao People's Army officers met in "
+        f"Vientiane to discuss border security, demarcation and joint patrols along the "
+        f"frontier, the defence ministry said in a statement on Tuesday.</p>"
+        for i in range(8)
+    )
+    + "</article><footer>Follow us on social media</footer></body></html>"
+).encode()
+
+
+async def test_full_text_is_fetched_for_summary_only_feeds(r, rig, server):
+    from ingestor.fulltext import FullText
+
+    registry, _store, poller, clock = rig
+    poller.fulltext = FullText(poller.fetcher)
+    summary_only = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+        f"<item><guid>ft1</guid><title>Border talks</title><link>{server.url('/article')}</link>"
+        "<description>Short teaser.</description></item></channel></rss>"
+    ).encode()
+    server.route("/feed", body=summary_only)
+    server.route("/article", body=ARTICLE, headers={"content-type": "text/html"})
+    await registry.add(
+        FeedDef(id="ft", url=server.url("/feed"), name="ft", fetch_full_text=True), now=clock()
+    )
+    report = await poller.poll("ft")
+    assert report.new == 1
+    [event] = await _events(r)
+    assert "Paragraph 7" in event.item.text and "Follow us" not in event.item.text
+    assert event.item.summary == "Short teaser."
+    assert len(server.requests_to("/article")) == 1
+    clock.advance(hours=1)
+    await poller.poll("ft")  # a known item's page is not fetched again
+    assert len(server.requests_to("/article")) == 1
+
+
+async def test_requests_to_one_host_are_spaced(r, rig, server):
+    import time
+
+    registry, _, poller, clock = rig
+    poller.politeness = Politeness(host_spacing_s=0.3)
+    stamps: dict[str, float] = {}
+
+    def stamped(req: RecordedRequest) -> Reply:
+        stamps[req.path] = time.monotonic()
+        return Reply(body=rss(ITEMS))
+
+    for n in range(3):
+        server.handle(f"/s{n}", stamped)
+        await _add(registry, clock, server.url(f"/s{n}"), f"s{n}")
+    await Scheduler(registry, poller, clock, concurrency=3).poll_now(["s0", "s1", "s2"])
+    times = sorted(stamps.values())
+    assert len(times) == 3
+    assert all(b - a >= 0.25 for a, b in itertools.pairwise(times))
+
+
+async def test_recoverable_bad_feed_is_ingested_with_a_warning(r, rig, server):
+    registry, _store, poller, clock = rig
+    broken = rss(ITEMS).replace(b"Test outlet", b"Tom & Jerry")  # a bare ampersand
+    server.route("/bozo", body=broken)
+    await _add(registry, clock, server.url("/bozo"), "bozo")
+    report = await poller.poll("bozo")
+    assert report.new == 2 and report.error is None
+    state = await registry.state("bozo")
+    assert state.warnings and any("not well-formed" in w or "&" in w for w in state.warnings)
