@@ -323,3 +323,41 @@ async def test_recoverable_bad_feed_is_ingested_with_a_warning(r, rig, server):
     assert report.new == 2 and report.error is None
     state = await registry.state("bozo")
     assert state.warnings and any("not well-formed" in w or "&" in w for w in state.warnings)
+
+
+async def test_offline_default_feeds_only_back_off(r, caplog):
+    """Offline (no DNS), the shipped feeds.yaml yields logged, backed-off errors, no crash."""
+    import socket
+
+    from core.settings import Settings
+    from ingestor.feeds import load_feeds_file
+    from ingestor.fetcher import GuardedBackend, GuardedTransport
+
+    async def no_dns(host: str, port: int):
+        raise socket.gaierror(socket.EAI_NONAME, f"Name or service not known: {host}")
+
+    clock = Clock()
+    registry = FeedRegistry(r)
+    feeds = load_feeds_file(Settings().feeds_file)
+    assert len(feeds) >= 5
+    await registry.sync(feeds, now=clock())
+    transport = GuardedTransport(GuardedBackend(resolver=no_dns))
+    async with Fetcher(transport=transport) as fetcher:
+        poller = Poller(
+            registry,
+            Ingestor(ItemStore(r), Bus(r), clock),
+            fetcher,
+            clock,
+            politeness=Politeness(host_spacing_s=0.0),
+            rand=lambda: 0.5,
+        )
+        reports = await Scheduler(registry, poller, clock).poll_now([f.id for f in feeds])
+    assert len(reports) == len(feeds)
+    assert all(
+        rep.outcome == "failed" and "Name or service not known" in rep.error for rep in reports
+    )
+    for feed in feeds:
+        state = await registry.state(feed.id)
+        assert state.consecutive_failures == 1 and state.next_check_at > clock()
+        assert state.next_check_reason.startswith("backoff")
+    assert sum(1 for rec in caplog.records if rec.getMessage() == "feed polled") == len(feeds)
