@@ -12,12 +12,13 @@ import pstats
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import bus
+from bench import bus, polling
 
 Section = Callable[[bool], None]
 
 SECTIONS: dict[str, Section] = {
     "bus": bus.run,
+    "polling": polling.run,
 }
 
 

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     connect_timeout_s: float = Field(default=10.0, gt=0)
     max_body_bytes: int = Field(default=15 * 1024 * 1024, ge=1024, description="Decoded cap.")
     host_spacing_s: float = Field(default=1.0, ge=0, description="Gap between requests to a host.")
+    parse_workers: int | None = Field(
+        default=None, ge=0, le=64, description="Feed-parsing processes (default: one per core)."
+    )
     stream_maxlen: int = Field(default=100_000, ge=1000, description="Approximate stream cap.")
     bus_batch: int = Field(default=100, ge=1, le=10_000, description="Entries read per call.")
     bus_block_ms: int = Field(default=1000, ge=10, le=60_000)

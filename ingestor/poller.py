@@ -11,9 +11,11 @@ Owns: the sequence of one poll. Must not: decide timing (``decider``) or parse (
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -61,8 +63,13 @@ class Poller:
         politeness: Politeness = Politeness(),
         fulltext: FullText | None = None,
         rand: Callable[[], float] = random.random,
+        parse_pool: Executor | None = None,
     ) -> None:
         self.registry = registry
+        # Parsing is CPU-bound: with a process pool it runs on every core and never blocks
+        # the event loop (which also serves the API in `newsmon serve`); without one it runs
+        # in a thread.
+        self.parse_pool = parse_pool
         self.acceptor = acceptor
         self.fetcher = fetcher
         self.clock = clock
@@ -135,9 +142,15 @@ class Poller:
     ) -> decider.Outcome:
         assert result.body is not None
         try:
-            parsed = parse_feed(
-                result.body, result.headers, feed_id=feed.id, feed_url=result.url, now=self.clock()
+            job = functools.partial(
+                parse_feed,
+                result.body,
+                result.headers,
+                feed_id=feed.id,
+                feed_url=result.url,
+                now=self.clock(),
             )
+            parsed = await asyncio.get_running_loop().run_in_executor(self.parse_pool, job)
         except FeedParseError as e:
             report.error = str(e)
             return decider.Failed(error=str(e), status=result.status)

@@ -14,7 +14,7 @@ from ingestor.feeds import FeedDef, format_interval, parse_interval
 from ingestor.poller import PollReport
 from ingestor.scheduler import Scheduler
 from ingestor.state import FeedRegistry
-from runner.roles import make_fetcher, make_poller, sync_feeds_file, utcnow
+from runner.roles import make_fetcher, make_parse_pool, make_poller, sync_feeds_file, utcnow
 
 
 async def _handle(settings: Settings) -> RedisHandle:
@@ -117,14 +117,17 @@ async def poll(settings: Settings, feed_ids: list[str], progress: bool | None = 
             print(f"newsmon: no feed with id {', '.join(unknown)}", file=sys.stderr)
             return 1
         chosen = feed_ids or [f.id for f in feeds.values() if f.enabled]
+        pool = make_parse_pool(settings) if len(chosen) > 1 else None
         async with make_fetcher(settings) as fetcher:
             scheduler = Scheduler(
                 registry,
-                make_poller(settings, handle, fetcher),
+                make_poller(settings, handle, fetcher, pool),
                 utcnow,
                 concurrency=settings.poll_concurrency,
             )
             reports = await _with_progress(scheduler, chosen, progress)
+        if pool is not None:
+            pool.shutdown()
     finally:
         await handle.close()
     _summary(reports)

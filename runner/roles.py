@@ -13,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing as mp
+import os
 import signal
 from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -113,7 +116,20 @@ def make_fetcher(settings: Settings) -> Fetcher:
     )
 
 
-def make_poller(settings: Settings, handle: RedisHandle, fetcher: Fetcher) -> Poller:
+def make_parse_pool(settings: Settings) -> ProcessPoolExecutor | None:
+    """A process pool for feed parsing (CPU-bound), one worker per core; none on one core."""
+    workers = settings.parse_workers if settings.parse_workers is not None else os.cpu_count()
+    if not workers or workers < 2:
+        return None
+    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("forkserver"))
+
+
+def make_poller(
+    settings: Settings,
+    handle: RedisHandle,
+    fetcher: Fetcher,
+    parse_pool: ProcessPoolExecutor | None = None,
+) -> Poller:
     store = ItemStore(handle.client)
     ingestor = Ingestor(store, Bus(handle.client, maxlen=settings.stream_maxlen), utcnow)
     return Poller(
@@ -123,6 +139,7 @@ def make_poller(settings: Settings, handle: RedisHandle, fetcher: Fetcher) -> Po
         utcnow,
         politeness=Politeness(host_spacing_s=settings.host_spacing_s),
         fulltext=FullText(fetcher),
+        parse_pool=parse_pool,
     )
 
 
@@ -144,15 +161,20 @@ async def _ingestor(settings: Settings, handle: RedisHandle, stop: asyncio.Event
     if settings.load_seeds:
         await ingestor.load_seeds(settings)
     await sync_feeds_file(settings, handle)
+    pool = make_parse_pool(settings)
     async with make_fetcher(settings) as fetcher:
         scheduler = Scheduler(
             FeedRegistry(handle.client),
-            make_poller(settings, handle, fetcher),
+            make_poller(settings, handle, fetcher, pool),
             utcnow,
             tick_s=settings.poll_tick_s,
             concurrency=settings.poll_concurrency,
         )
-        await scheduler.run(stop)
+        try:
+            await scheduler.run(stop)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def _classifier(settings: Settings, handle: RedisHandle, stop: asyncio.Event) -> None:

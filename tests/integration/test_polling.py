@@ -361,3 +361,18 @@ async def test_offline_default_feeds_only_back_off(r, caplog):
         assert state.consecutive_failures == 1 and state.next_check_at > clock()
         assert state.next_check_reason.startswith("backoff")
     assert sum(1 for rec in caplog.records if rec.getMessage() == "feed polled") == len(feeds)
+
+
+async def test_parsing_in_a_process_pool(r, rig, server):
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    registry, store, poller, clock = rig
+    for n in range(4):
+        server.route(f"/p{n}", body=rss([(f"p{n}-{i}", f"title {i}", "text") for i in range(5)]))
+        await _add(registry, clock, server.url(f"/p{n}"), f"p{n}")
+    with ProcessPoolExecutor(2, mp_context=mp.get_context("forkserver")) as pool:
+        poller.parse_pool = pool
+        reports = await Scheduler(registry, poller, clock).poll_now([f"p{n}" for n in range(4)])
+    assert sorted(rep.new for rep in reports) == [5, 5, 5, 5]
+    assert await store.count() == 20
