@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format bench eval clean
+.PHONY: run test lint format bench eval container-check clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "newsmon needs Python >= 3.11")'
@@ -35,6 +35,14 @@ format: $(STAMP)
 ## bench: throughput figures against a baseline measured in the same run
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## eval: precision/recall/F1 of the classifier rules on the labelled dev set
+eval: $(STAMP)
+	$(BIN)/newsmon eval tests/data/dev.jsonl
+
+## container-check: build the image with podman and start it against the Redis at 127.0.0.1:6379 (db 14)
+container-check:
+	../shared/tools/container-check --smoke 'env NEWSMON_REDIS_URL=redis://127.0.0.1:6379/14 NEWSMON_PARSE_WORKERS=0 newsmon serve'
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,12 +1,29 @@
-"""Dependencies of the routers, as ``Annotated`` aliases (the FastAPI template's habit)."""
+"""Dependencies of the routers, as ``Annotated`` aliases (the FastAPI template's habit).
+
+Auth: a request names its key with ``Authorization: Bearer <token>``. While no key is active
+every request is served (the runner keeps such an API on a loopback address); once one is,
+every ``/v1`` request needs a key with the route's scope (``read`` or ``admin``), else 401
+(no or bad key) or 403 (a key without the scope).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.problems import ApiProblem
+from core.apikeys import ApiKey, ApiKeys, Scope
+from core.models import Labels
 from core.store import ItemStore
+
+Classify = Callable[[str, str], Labels]
+Clock = Callable[[], datetime]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer nmk_…`")
 
 
 def _store(request: Request) -> ItemStore:
@@ -18,5 +35,39 @@ def _redis(request: Request) -> Any:
     return request.app.state.redis
 
 
+def _clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+def _require(scope: Scope) -> Callable[..., Awaitable[ApiKey | None]]:
+    async def check(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> ApiKey | None:
+        token = credentials.credentials if credentials is not None else None
+        keys: ApiKeys = request.app.state.apikeys
+        active, key = await keys.lookup(token)
+        if active == 0 and not request.app.state.require_keys:
+            return None  # no key configured: open (loopback only, see the runner)
+        if key is None:
+            raise ApiProblem(
+                401,
+                "Unauthorized",
+                "a valid API key is required (Authorization: Bearer …)"
+                if token
+                else "this API needs an API key (Authorization: Bearer …)",
+                headers={"WWW-Authenticate": 'Bearer realm="newsmon"'},
+            )
+        if not key.allows(scope):
+            raise ApiProblem(403, "Forbidden", f"this API key lacks the {scope!r} scope")
+        return key
+
+    return check
+
+
 StoreDep = Annotated[ItemStore, Depends(_store)]
 RedisDep = Annotated[Any, Depends(_redis)]
+ClockDep = Annotated[Clock, Depends(_clock)]
+ReadKey = Annotated[ApiKey | None, Depends(_require("read"))]
+AdminKey = Annotated[ApiKey | None, Depends(_require("admin"))]

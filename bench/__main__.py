@@ -19,6 +19,9 @@ Section = Callable[[bool], None]
 SECTIONS: dict[str, Section] = {
     "bus": bus.run,
     "polling": polling.run,
+    "notifier": __import__("bench.notifier", fromlist=["run"]).run,
+    "classifier": __import__("bench.classifier", fromlist=["run"]).run,
+    "api": __import__("bench.api", fromlist=["run"]).run,
 }
 
 

@@ -43,6 +43,7 @@ from typing import Any
 from core.bus import Bus
 from core.connection import make_client
 from core.embedded import EmbeddedRedis
+from core.settings import Settings
 from core.store import ItemStore
 from ingestor.feeds import FeedDef
 from ingestor.fetcher import Fetcher
@@ -50,6 +51,7 @@ from ingestor.poller import Politeness, Poller, PollReport
 from ingestor.scheduler import Scheduler
 from ingestor.service import Ingestor
 from ingestor.state import FeedRegistry
+from runner.roles import make_parse_pool
 
 NS_FULL = (100, 500, 2000)
 NS_QUICK = (100, 500)
@@ -129,9 +131,7 @@ def make_feed(feed_no: int, items: int = ITEMS) -> bytes:
                 )
             html.append(para)
             size += len(para)
-        categories = "".join(
-            f"<category><![CDATA[{t}]]></category>" for t in rnd.sample(_TAGS, 3)
-        )
+        categories = "".join(f"<category><![CDATA[{t}]]></category>" for t in rnd.sample(_TAGS, 3))
         published = format_datetime(T0 - timedelta(minutes=37 * j + feed_no % 60))
         parts.append(
             "<item>\n"
@@ -275,10 +275,12 @@ class FeedServer:
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_of(pid: int | None) -> float:
+def _cpu_of(pid: int | tuple[int, ...] | None) -> float:
     """User + system CPU seconds of a process (this one when ``pid`` is None)."""
     if pid is None:
         return time.process_time()
+    if isinstance(pid, tuple):
+        return sum(_cpu_of(p) for p in pid)
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -293,6 +295,7 @@ class Pass:
     items: int
     wall: float
     cpu: dict[str, float]
+    cpu_shown: tuple[str, ...] = ("client", "http", "redis", "parse")
 
     @property
     def feeds_s(self) -> float:
@@ -310,7 +313,7 @@ class Pass:
 class Meter:
     """Wall time and the CPU seconds each watched process used in between."""
 
-    def __init__(self, pids: dict[str, int | None]) -> None:
+    def __init__(self, pids: dict[str, Any]) -> None:
         self.pids = pids
 
     def start(self) -> None:
@@ -370,7 +373,7 @@ def _check(reports: list[PollReport], n: int, outcome: str, new: int) -> None:
 
 
 async def newsmon_run(
-    redis_url: str, srv: FeedServer, n: int, pids: dict[str, int | None]
+    redis_url: str, srv: FeedServer, n: int, pids: dict[str, Any]
 ) -> tuple[Pass, Pass]:
     r: Any = make_client(redis_url)
     try:
@@ -382,6 +385,7 @@ async def newsmon_run(
             feed = FeedDef(id=f"feed-{i:05d}", url=srv.url(i), name=f"Outlet {i}")
             await registry.add(feed, now=now)
             ids.append(feed.id)
+        pool = make_parse_pool(Settings())  # as the ingestor role does: one process per core
         async with Fetcher(allow_private=True) as fetcher:
             poller = Poller(
                 registry,
@@ -389,7 +393,11 @@ async def newsmon_run(
                 fetcher,
                 utcnow,
                 politeness=Politeness(host_spacing_s=0.0),
+                parse_pool=pool,
             )
+            if pool is not None:  # start the workers before the clock does
+                list(pool.map(abs, range(os.cpu_count() or 2)))
+                pids = {**pids, "parse": tuple(pool._processes)}
             scheduler = Scheduler(registry, poller, utcnow, concurrency=CONCURRENCY)
             meter = Meter(pids)
             before = await srv.stats()
@@ -402,6 +410,8 @@ async def newsmon_run(
             again = meter.stop("all-304", n, 0)
             _check(reports, n, "not-modified", 0)
             after = await srv.stats()
+        if pool is not None:
+            pool.shutdown()
         if after["304"] - before["304"] != n or after["200"] - before["200"] != n:
             raise RuntimeError(f"newsmon: server saw {before} → {after}, expected {n} + {n}")
         return first, again
@@ -415,8 +425,11 @@ def _bus(r: Any) -> Bus:
 
 # -- reader ----------------------------------------------------------------------------------
 def reader_run(
-    srv: FeedServer, n: int, workers: int, pids: dict[str, int | None]
+    srv: FeedServer, n: int, workers: int, pids: dict[str, Any]
 ) -> tuple[Pass, Pass] | str:
+    # reader vendors a feedparser that needs the ``sgmllib3k`` package; the feedparser
+    # newsmon uses (with ``feedparser-sgmllib``) is what reader falls back to with this.
+    os.environ.setdefault("READER_NO_VENDORED_FEEDPARSER", "1")
     try:
         from reader import make_reader
     except ImportError:
@@ -447,14 +460,17 @@ def reader_run(
 
 # -- the report ------------------------------------------------------------------------------
 def _row(cells: list[str], widths: list[int]) -> str:
-    return "".join(f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+    return "".join(
+        f"{c:<{w}}" if i == 0 else f"{c:>{w}}"
+        for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+    )
 
 
-_W = [26, 8, 10, 11, 10, 10, 24]
+_W = [26, 8, 10, 11, 10, 10, 40]
 
 
 def _line(who: str, p: Pass) -> str:
-    cpu = " ".join(f"{k}={v:.1f}" for k, v in p.cpu.items())
+    cpu = " ".join(f"{k}={v:.1f}" for k, v in p.cpu.items() if k in p.cpu_shown)
     return _row(
         [
             f"{who} {p.label}",
@@ -482,7 +498,8 @@ def run(quick: bool) -> None:
         print(
             f"{max(ns):,} feeds × {ITEMS} items, {srv.mean_body / 1024:,.0f} KiB per feed "
             f"(RSS 2.0, 1–3 KB of HTML per item), served from 127.0.0.1:{srv.port} by an "
-            f"asyncio HTTP/1.1 server in its own process (pid {srv.proc.pid}); {os.cpu_count()} CPUs"
+            f"asyncio HTTP/1.1 server in its own process (pid {srv.proc.pid}); "
+            f"{os.cpu_count()} CPUs"
         )
         ok, mbs, nm = asyncio.run(server_alone(srv, min(max(ns), 500), 4 if quick else 8))
         print(
@@ -497,11 +514,14 @@ def run(quick: bool) -> None:
             results = [asyncio.run(newsmon_run(redis.url, srv, n, pids)) for n in ns]
         finally:
             redis.stop()
+        pids = {"client": None, "http": srv.proc.pid}
         rd = reader_run(srv, reader_n, 1, pids)
         rd_w = reader_run(srv, reader_n, READER_WORKERS, pids) if not isinstance(rd, str) else rd
     print()
-    print(f"newsmon: Scheduler.poll_now, concurrency {CONCURRENCY}, embedded Redis; "
-          f"reader {_reader_version()}: update_feeds(), :memory: SQLite")
+    print(
+        f"newsmon: Scheduler.poll_now, concurrency {CONCURRENCY}, embedded Redis; "
+        f"reader {_reader_version()}: update_feeds(), :memory: SQLite"
+    )
     print(_row(["", "feeds", "wall s", "feeds/s", "items/s", "ms/feed", "CPU s used"], _W))
     for first, again in results:
         print(_line("newsmon", first))
@@ -525,9 +545,11 @@ def run(quick: bool) -> None:
     print(f"at N = {reader_n:,}, against reader's default update_feeds() (workers=1):")
     print("  " + _verdict("first pass", at_n[0], rd[0]))
     print("  " + _verdict("all-304 pass", at_n[1], rd[1]))
-    print(f"  for reference, against reader with workers={READER_WORKERS}: "
-          f"first {at_n[0].feeds_s / rd_w[0].feeds_s:.1f}×, "
-          f"all-304 {at_n[1].feeds_s / rd_w[1].feeds_s:.1f}×")
+    print(
+        f"  for reference, against reader with workers={READER_WORKERS}: "
+        f"first {at_n[0].feeds_s / rd_w[0].feeds_s:.1f}×, "
+        f"all-304 {at_n[1].feeds_s / rd_w[1].feeds_s:.1f}×"
+    )
 
 
 def _reader_version() -> str:
@@ -537,4 +559,3 @@ def _reader_version() -> str:
         return str(reader.__version__)
     except ImportError:
         return "(not installed)"
-

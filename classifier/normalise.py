@@ -11,7 +11,10 @@ for word boundaries (punctuation stays, so "Laos, Cambodia" does not become a ph
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -44,12 +47,77 @@ class Normalised:
     """A normalised string and, per character, the original span ``[starts[i], ends[i])``."""
 
     text: str
-    starts: list[int]
-    ends: list[int]
+    starts: Sequence[int]
+    ends: Sequence[int]
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """Map a non-empty normalised span ``[start, end)`` to a span of the original."""
         return self.starts[start], self.ends[end - 1]
+
+
+class _Segments(Sequence[int]):
+    """Offsets of an ASCII fast-path result without a list per character: the normalised
+    text is the original except where a run of spaces/dashes became one space, so an offset
+    is found by bisecting those runs (``shift`` is 0 for starts, 1 for ends)."""
+
+    __slots__ = ("_at", "_n", "_orig", "_run_end", "_shift")
+
+    def __init__(
+        self, at: list[int], orig: list[int], run_end: list[int], n: int, shift: int
+    ) -> None:
+        self._at, self._orig, self._run_end, self._n, self._shift = at, orig, run_end, n, shift
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index: object) -> object:  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._n))]
+        if not isinstance(index, int):
+            raise TypeError(index)
+        if index < 0:
+            index += self._n
+        if not 0 <= index < self._n:
+            raise IndexError(index)
+        k = bisect_right(self._at, index) - 1
+        if k < 0:
+            return index + self._shift
+        if index == self._at[k]:  # the collapsed space itself
+            return self._run_end[k] if self._shift else self._orig[k]
+        return self._run_end[k] + (index - self._at[k] - 1) + self._shift
+
+
+# ASCII characters that normalise to something else: runs of whitespace and dashes (one
+# space), and the backtick (an apostrophe). Everything else in ASCII is only lower-cased.
+_ASCII_RUN = re.compile(r"[\s\-]+")
+
+
+def _normalise_ascii(text: str) -> Normalised:
+    lowered = text.lower().replace("`", "'")
+    at: list[int] = []
+    orig: list[int] = []
+    run_end: list[int] = []
+    pieces: list[str] = []
+    last = 0
+    removed = 0
+    for m in _ASCII_RUN.finditer(lowered):
+        start, end = m.span()
+        if end - start == 1 and lowered[start] == " ":
+            continue
+        pieces.append(lowered[last:start])
+        pieces.append(" ")
+        at.append(start - removed)
+        orig.append(start)
+        run_end.append(end)
+        removed += end - start - 1
+        last = end
+    if not at:
+        n = len(lowered)
+        return Normalised(lowered, range(n), range(1, n + 1))
+    pieces.append(lowered[last:])
+    out = "".join(pieces)
+    n = len(out)
+    return Normalised(out, _Segments(at, orig, run_end, n, 0), _Segments(at, orig, run_end, n, 1))
 
 
 def _is_space_like(ch: str) -> bool:
@@ -94,6 +162,8 @@ def normalise(text: str, *, fold_case: bool = True) -> Normalised:
     "laos cambodia" and a name broken across lines still matches. Possessive "’s" becomes
     "'s", which is a word boundary, so "Manet’s" still contains the word "manet".
     """
+    if fold_case and text.isascii():
+        return _normalise_ascii(text)
     chars: list[str] = []
     starts: list[int] = []
     ends: list[int] = []

@@ -129,12 +129,19 @@ class Consumer:
 
     # -- the loop -----------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set; the batch in hand is finished and acked first."""
-        await ensure_group(self.redis, self.stream, self.group)
-        await self.drain_own_pending()
-        backoff = 0.1
+        """Consume until ``stop`` is set; the batch in hand is finished and acked first.
+
+        A lost connection is retried with backoff; after each (re)connection the group is
+        ensured and this consumer's own pending entries are handled first, so a batch in hand
+        when Redis went away is not left waiting for ``claim_idle_ms``.
+        """
+        backoff, fresh = 0.1, True
         while not stop.is_set():
             try:
+                if fresh:
+                    await ensure_group(self.redis, self.stream, self.group)
+                    await self.drain_own_pending()
+                    fresh = False
                 await self.step()
                 backoff = 0.1
             except (RedisConnectionError, RedisTimeoutError, OSError) as e:
@@ -143,10 +150,10 @@ class Consumer:
                     extra={"stream": self.stream, "error": str(e), "retry_in": backoff},
                 )
                 await _sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff, fresh = min(backoff * 2, 5.0), True
             except ResponseError as e:
                 if "NOGROUP" in str(e):  # stream deleted under us (FLUSHALL, a restore)
-                    await ensure_group(self.redis, self.stream, self.group)
+                    fresh = True
                     continue
                 raise
         log.info("consumer stopped", extra={"stream": self.stream, "consumer": self.name})

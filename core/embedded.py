@@ -105,11 +105,17 @@ class EmbeddedRedis:
         if self.alive():
             log.info("embedded redis already running; attaching", extra={"socket": str(self.sock)})
             return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            self.sock.unlink()  # stale socket of a server that died
         conf = self.data_dir / "redis.conf"
-        conf.write_text(_config(self.data_dir, self.sock))
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                self.sock.unlink()  # stale socket of a server that died
+            conf.write_text(_config(self.data_dir, self.sock))
+        except OSError as e:  # e.g. a read-only container filesystem with no volume mounted
+            raise RedisUnavailable(
+                f"cannot use {self.data_dir} as the embedded redis data dir ({e.strerror}): "
+                "make it writable (in a container, mount a volume there) or set NEWSMON_REDIS_URL"
+            ) from e
         binary = server_binary()
         self.process = subprocess.Popen(
             [str(binary), str(conf.resolve())],

@@ -87,6 +87,9 @@ class Labels(BaseModel):
     score: float = Field(default=0.0, ge=0.0, le=1.0)
     matches: list[Match] = Field(default_factory=list)
     rules_version: str = ""
+    story_id: str | None = Field(
+        default=None, description="Items reporting one event share it (near-duplicate detection)."
+    )
 
 
 class StoredItem(BaseModel):

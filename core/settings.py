@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -43,6 +43,20 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("data"), description="Embedded Redis files live here.")
     api_host: str = Field(default="127.0.0.1", description="Address the API listens on.")
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port the API listens on.")
+    api_require_keys: bool = Field(
+        default=False, description="Require an API key even while none exists."
+    )
+    api_cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS (empty: CORS off)."
+    )
+    api_max_scan: int = Field(
+        default=50_000, ge=100, description="Index members one item query examines at most."
+    )
+    ready_max_lag: int = Field(default=10_000, ge=0, description="/readyz: max consumer lag.")
+    ready_max_dead_letters: int = Field(
+        default=1_000, ge=0, description="/readyz: max dead-lettered entries per stream."
+    )
+    sse_keepalive_s: float = Field(default=15.0, gt=0, le=300, description="SSE keep-alive.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     load_seeds: bool = Field(default=True, description="Load the baseline seeds at start-up.")
@@ -70,6 +84,33 @@ class Settings(BaseSettings):
     )
     max_deliveries: int = Field(
         default=5, ge=1, le=100, description="Deliveries before an entry is dead-lettered."
+    )
+    rules_file: Path | None = Field(
+        default=None, description="Classifier rules YAML; unset: the packaged default."
+    )
+    rules_reload_s: float = Field(
+        default=2.0, ge=0, description="How often classifiers look for a changed rules file."
+    )
+    webhook_timeout_s: float = Field(
+        default=15.0, gt=0, le=120, description="Deadline of one webhook attempt."
+    )
+    notifier_concurrency: int = Field(
+        default=64, ge=1, le=1000, description="Deliveries in flight per notifier process."
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server; unset: no email.")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_tls: Literal["starttls", "implicit", "none"] = Field(
+        default="starttls",
+        description="starttls: required, never plaintext; implicit: TLS on connect (465); "
+        "none: plain SMTP to a local relay only.",
+    )
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = Field(default="newsmon <newsmon@localhost>", description="From of alerts.")
+    smtp_timeout_s: float = Field(default=30.0, gt=0)
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The API's public URL: one-click unsubscribe links in emails point here.",
     )
     consumer_name: str = Field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",

@@ -9,6 +9,14 @@ Layout (names in ``core.keys``):
   member is a unique, stable cursor. One index per topic, official, country, feed, plus
   "all" and "relevant". A query walks the smallest matching index newest-first with
   ZREVRANGEBYLEX and checks the other filters with ZMSCORE: it never scans every item.
+- Word indexes (``nm:idx:word:{word}``, same members) hold every item whose title or text
+  has the word (``words``: case-folded, accents stripped, 2–40 letters or digits), so ``q``
+  is one more index to intersect. They are listed in the item's ``idx`` and move with it.
+- ``nm:idx:score`` scores each classified item's member by its labels' score (``min_score``).
+- Stories: an item's ``story`` field (from ``set_story``, or ``Labels.story_id`` once the
+  classifier gives one) puts it in ``nm:idx:story:{id}``; ``nm:stories`` scores each story
+  id by its newest item's published time (epoch ms).
+- ``nm:labels:{kind}`` (sets) name every label ever applied, for the taxonomy's counts.
 
 Writes are idempotent: ``add`` stores an item once (later calls return False); ``set_labels``
 applies one classification event once (a redelivered event is a no-op), inside a
@@ -23,7 +31,8 @@ import enum
 import hashlib
 import json
 import re
-from collections.abc import Callable, Sequence
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,7 +53,19 @@ class Upsert(enum.Enum):
     SAME = "same"
 
 
-# Moves an item's member in every index it is in (base and label indexes), atomically.
+# Key names only this module uses (the rest are in core.keys).
+INDEX_SCORE = f"{keys.PREFIX}:idx:score"
+STORIES = f"{keys.PREFIX}:stories"
+LABEL_KINDS = ("topic", "official", "country", "organisation")
+
+
+def labels_key(kind: str) -> str:
+    """The set of every label of ``kind`` ever applied."""
+    return f"{keys.PREFIX}:labels:{kind}"
+
+
+# Moves an item's member in every index it is in (base and label indexes, and the score
+# index with its score), atomically.
 _REINDEX = """
 local idx = cjson.decode(redis.call('HGET', KEYS[1], 'idx') or '[]')
 local lidx = cjson.decode(redis.call('HGET', KEYS[1], 'label_idx') or '[]')
@@ -54,8 +75,35 @@ for _, list in ipairs({idx, lidx}) do
     redis.call('ZADD', k, 0, ARGV[2])
   end
 end
+local s = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if s then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZADD', KEYS[2], s, ARGV[2])
+end
 return 1
 """
+
+_WORD = re.compile(r"[^\W_]{2,40}")
+MAX_WORDS = 3000  # distinct words indexed per item (a pathological text cannot flood Redis)
+
+
+def words(text: str) -> list[str]:
+    """The searchable words of ``text``: case-folded, accents stripped, 2–40 letters or
+    digits, in first-seen order, at most ``MAX_WORDS``. Scripts written without spaces
+    (Khmer, Lao) yield whole runs, not words."""
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(c for c in folded if not unicodedata.combining(c))
+    seen: dict[str, None] = {}
+    for match in _WORD.finditer(plain):
+        seen.setdefault(match.group(0), None)
+        if len(seen) >= MAX_WORDS:
+            break
+    return list(seen)
+
+
+def word_indexes(item: Item) -> list[str]:
+    return [keys.index_key("word", w) for w in words(f"{item.title}\n{item.text or item.summary}")]
+
 
 _MEMBER = re.compile(r"^\d{15}:[A-Za-z0-9_.-]{1,128}$")
 
@@ -93,13 +141,30 @@ def _add_json(current: str | None, value: str) -> str:
     return json.dumps(values)
 
 
+def story_of(labels: Labels) -> str | None:
+    """The story id the classifier gave, once ``Labels`` carries one (``story_id``)."""
+    story = getattr(labels, "story_id", None)
+    return story if isinstance(story, str) and story else None
+
+
 def label_indexes(labels: Labels) -> list[str]:
     out = [keys.index_key("topic", t) for t in labels.topics]
     out += [keys.index_key("official", o) for o in labels.officials]
     out += [keys.index_key("country", c) for c in labels.countries]
+    out += [keys.index_key("organisation", o) for o in labels.organisations]
     if labels.relevant:
         out.append(keys.INDEX_RELEVANT)
+    story = story_of(labels)
+    if story:
+        out.append(keys.index_key("story", story))
     return sorted(set(out))
+
+
+def _label_names(labels: Labels) -> Iterable[tuple[str, str]]:
+    yield from (("topic", t) for t in labels.topics)
+    yield from (("official", o) for o in labels.officials)
+    yield from (("country", c) for c in labels.countries)
+    yield from (("organisation", o) for o in labels.organisations)
 
 
 @dataclass(frozen=True)
@@ -115,9 +180,17 @@ class ItemQuery:
     until: datetime | None = None
     limit: int = 50
     cursor: str | None = None
+    story: str | None = None
+    min_score: float | None = None
+    q: tuple[str, ...] = ()  # words (see ``words``); every one must occur
+    # At most this many index members are examined; a page may then hold fewer than
+    # ``limit`` items while ``next_cursor`` is set (None: walk until the page is full).
+    max_scan: int | None = None
 
     def positive_indexes(self) -> list[str]:
-        out = []
+        out = [keys.index_key("word", w) for w in self.q]
+        if self.story:
+            out.append(keys.index_key("story", self.story))
         if self.topic:
             out.append(keys.index_key("topic", self.topic))
         if self.official:
@@ -180,8 +253,8 @@ class ItemStore:
                         return Upsert.NEW
                     key = keys.item_key(existing)
                     await pipe.watch(key)
-                    digest, member, idx, feed = await pipe.hmget(
-                        key, "digest", "member", "idx", "feed"
+                    digest, member, idx, feed, story = await pipe.hmget(
+                        key, "digest", "member", "idx", "feed", "story"
                     )
                     stored = item.model_copy(update={"id": existing})
                     feed_idx = keys.index_key("feed", item.feed_id)
@@ -194,7 +267,7 @@ class ItemStore:
                         await pipe.execute()
                         return Upsert.SAME
                     pipe.multi()
-                    self._queue_update(pipe, stored, member, _add_json(idx, feed_idx))
+                    self._queue_update(pipe, stored, member, _add_json(idx, feed_idx), story)
                     if on_update is not None:
                         on_update(pipe, stored)
                     await pipe.execute()
@@ -213,7 +286,7 @@ class ItemStore:
 
     def _queue_new(self, pipe: Any, item: Item, now: datetime, aliases: list[str]) -> None:
         member = index_member(item)
-        base = [keys.INDEX_ALL, keys.index_key("feed", item.feed_id)]
+        base = [keys.INDEX_ALL, keys.index_key("feed", item.feed_id), *word_indexes(item)]
         pipe.hset(
             keys.item_key(item.id),
             mapping={
@@ -232,20 +305,33 @@ class ItemStore:
             pipe.set(alias, item.id)
         pipe.hincrby(keys.STATS, "items_ingested", 1)
 
-    def _queue_update(self, pipe: Any, item: Item, old_member: str, idx_json: str) -> None:
+    def _queue_update(
+        self, pipe: Any, item: Item, old_member: str, idx_json: str, story: str | None
+    ) -> None:
         key = keys.item_key(item.id)
         member = index_member(item)
+        word_prefix = keys.index_key("word", "")
+        old_idx: list[str] = json.loads(idx_json)
+        old_words = {k for k in old_idx if k.startswith(word_prefix)}
+        new_words = word_indexes(item)
+        idx = [k for k in old_idx if not k.startswith(word_prefix)] + new_words
         pipe.hset(
             key,
             mapping={
                 "item": item.model_dump_json(),
                 "digest": content_digest(item),
                 "member": member,
-                "idx": idx_json,
+                "idx": json.dumps(idx),
             },
         )
+        for index in old_words - set(new_words):  # words the new text lost
+            pipe.zrem(index, old_member)
+        for index in set(new_words) - old_words:  # the _REINDEX below moves the kept ones
+            pipe.zadd(index, {member: 0})
         if member != old_member:  # the published time changed: move it in every index
-            pipe.eval(_REINDEX, 1, key, old_member, member)
+            pipe.eval(_REINDEX, 2, key, INDEX_SCORE, old_member, member)
+            if story:
+                pipe.zadd(STORIES, {story: _ms(item.published)}, gt=True)
         pipe.hincrby(keys.STATS, "items_updated", 1)
 
     async def set_labels(
@@ -287,6 +373,13 @@ class ItemStore:
                         pipe.zrem(index, member)
                     for index in new_idx:
                         pipe.zadd(index, {member: 0})
+                    pipe.zadd(INDEX_SCORE, {member: labels.score})
+                    for kind, label in _label_names(labels):
+                        pipe.sadd(labels_key(kind), label)
+                    story = story_of(labels)
+                    if story:
+                        pipe.hset(key, "story", story)
+                        pipe.zadd(STORIES, {story: int(member[:15])}, gt=True)
                     pipe.hincrby(keys.STATS, "items_classified", 1)
                     if outbox is not None:
                         outbox(pipe)
@@ -322,48 +415,161 @@ class ItemStore:
         if q.cursor is not None and not _MEMBER.match(q.cursor):
             raise BadCursor(f"cursor {q.cursor!r} was not issued by this store")
         indexes = q.positive_indexes()
-        sizes = [await self.redis.zcard(index) for index in indexes]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for index in indexes:
+                pipe.zcard(index)
+            sizes: list[int] = await pipe.execute()
+        if min(sizes) == 0:
+            return Page(items=[], next_cursor=None)
         driver = indexes[sizes.index(min(sizes))]
         others = [index for index in indexes if index != driver]
         hi = _upper_bound(q)
         lo = f"[{max(_ms(q.since), 0):015d}" if q.since else "-"
-        chunk = max(q.limit * 2, 100)
+        filtered = bool(others) or q.relevant is False or q.min_score is not None
+        chunk = max(q.limit * 4, 200) if filtered else q.limit + 1
         found: list[str] = []
+        scanned, exhausted, more = 0, False, False
         while len(found) < q.limit:
             members: list[str] = await self.redis.zrevrangebylex(driver, hi, lo, 0, chunk)
             if not members:
+                exhausted = True
                 break
-            kept = await self._filter(members, others, exclude_relevant=q.relevant is False)
-            found.extend(kept[: q.limit - len(found)])
-            hi = f"({(found[-1] if len(found) == q.limit else members[-1])}"
+            kept = await self._filter(members, others, q)
+            room = q.limit - len(found)
+            found.extend(kept[:room])
+            scanned += len(members)
+            if len(kept) > room:  # the page is full and more matches follow in this chunk
+                more = True
+                break
+            hi = f"({members[-1]}"
             if len(members) < chunk:
+                exhausted = True
                 break
+            if q.max_scan is not None and scanned >= q.max_scan and len(found) < q.limit:
+                # Out of budget: hand back what we have and where we stopped.
+                items = await self.get_many([m.split(":", 1)[1] for m in found])
+                return Page(items=items, next_cursor=members[-1])
         items = await self.get_many([m.split(":", 1)[1] for m in found])
-        more = len(found) == q.limit and await self._has_more(driver, found[-1], lo)
+        if not found or exhausted:
+            return Page(items=items, next_cursor=None)
+        more = more or (len(found) == q.limit and await self._has_more(driver, hi, lo))
         return Page(items=items, next_cursor=found[-1] if more else None)
 
-    async def _filter(
-        self, members: list[str], others: list[str], *, exclude_relevant: bool
-    ) -> list[str]:
-        if not others and not exclude_relevant:
+    async def _filter(self, members: list[str], others: list[str], q: ItemQuery) -> list[str]:
+        exclude_relevant = q.relevant is False
+        if not others and not exclude_relevant and q.min_score is None:
             return members
         async with self.redis.pipeline(transaction=False) as pipe:
             for index in others:
                 pipe.zmscore(index, members)
             if exclude_relevant:
                 pipe.zmscore(keys.INDEX_RELEVANT, members)
+            if q.min_score is not None:
+                pipe.zmscore(INDEX_SCORE, members)
             replies = await pipe.execute()
         positive = replies[: len(others)]
-        negative = replies[len(others) :]
+        negative = replies[len(others) : len(others) + int(exclude_relevant)]
+        scores = replies[-1] if q.min_score is not None else None
+        floor = q.min_score or 0.0
         return [
             m
             for i, m in enumerate(members)
-            if all(r[i] is not None for r in positive) and all(r[i] is None for r in negative)
+            if all(r[i] is not None for r in positive)
+            and all(r[i] is None for r in negative)
+            and (scores is None or (scores[i] is not None and float(scores[i]) >= floor))
         ]
 
-    async def _has_more(self, driver: str, last: str, lo: str) -> bool:
-        nxt = await self.redis.zrevrangebylex(driver, f"({last}", lo, 0, 1)
+    async def _has_more(self, driver: str, hi: str, lo: str) -> bool:
+        nxt = await self.redis.zrevrangebylex(driver, hi, lo, 0, 1)
         return bool(nxt)
+
+    # -- stories ------------------------------------------------------------------------
+    async def set_story(self, item_id: str, story_id: str) -> bool:
+        """Put an item in a story (until the classifier's labels carry ``story_id``).
+        False when the item is unknown."""
+        key = keys.item_key(item_id)
+        member, idx = await self.redis.hmget(key, "member", "idx")
+        if member is None:
+            return False
+        index = keys.index_key("story", story_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"story": story_id, "idx": _add_json(idx, index)})
+            pipe.zadd(index, {member: 0})
+            pipe.zadd(STORIES, {story_id: int(member[:15])}, gt=True)
+            await pipe.execute()
+        return True
+
+    async def story_of_item(self, item_id: str) -> str | None:
+        story: str | None = await self.redis.hget(keys.item_key(item_id), "story")
+        return story
+
+    async def stories(
+        self, *, limit: int, before: tuple[int, str] | None = None
+    ) -> list[tuple[str, int, int]]:
+        """Stories newest first: (id, newest item's published ms, item count). ``before`` is
+        the (ms, id) of the last story of the previous page."""
+        hi = "+inf" if before is None else str(before[0])
+        rows: list[tuple[str, float]] = await self.redis.zrevrangebyscore(
+            STORIES, hi, "-inf", start=0, num=limit + 50, withscores=True
+        )
+        if before is not None:  # same ms: ids ordered descending, keep those after the cursor
+            rows = [(s, ms) for s, ms in rows if int(ms) < before[0] or s < before[1]]
+        rows = rows[:limit]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for story, _ in rows:
+                pipe.zcard(keys.index_key("story", story))
+            counts = await pipe.execute()
+        return [(s, int(ms), int(n)) for (s, ms), n in zip(rows, counts, strict=True)]
+
+    async def story(self, story_id: str, limit: int = 200) -> list[StoredItem]:
+        """A story's items, newest first (at most ``limit``)."""
+        members: list[str] = await self.redis.zrevrangebylex(
+            keys.index_key("story", story_id), "+", "-", 0, limit
+        )
+        return await self.get_many([m.split(":", 1)[1] for m in members])
+
+    # -- taxonomy -----------------------------------------------------------------------
+    async def label_counts(
+        self, extra: dict[str, list[str]] | None = None
+    ) -> dict[str, dict[str, int]]:
+        """Items per label, for every label ever applied plus the ``extra`` ones (a lexicon's):
+        ``{kind: {label: count}}``."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for kind in LABEL_KINDS:
+                pipe.smembers(labels_key(kind))
+            seen = await pipe.execute()
+        names: dict[str, list[str]] = {}
+        for kind, members in zip(LABEL_KINDS, seen, strict=True):
+            names[kind] = sorted(set(members) | set((extra or {}).get(kind, [])))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for kind in LABEL_KINDS:
+                for label in names[kind]:
+                    pipe.zcard(keys.index_key(kind, label))
+            counts = iter(await pipe.execute())
+        return {kind: {label: int(next(counts)) for label in names[kind]} for kind in LABEL_KINDS}
+
+    async def reindex_words(self, batch: int = 500) -> int:
+        """Give items stored before word indexes existed their word indexes (idempotent)."""
+        done, hi = 0, "+"
+        word_prefix = keys.index_key("word", "")
+        while True:
+            members: list[str] = await self.redis.zrevrangebylex(keys.INDEX_ALL, hi, "-", 0, batch)
+            if not members:
+                return done
+            for member in members:
+                key = keys.item_key(member.split(":", 1)[1])
+                raw, idx = await self.redis.hmget(key, "item", "idx")
+                if raw is None:
+                    continue
+                base = [k for k in json.loads(idx or "[]") if not k.startswith(word_prefix)]
+                new = word_indexes(Item.model_validate_json(raw))
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.hset(key, "idx", json.dumps(base + new))
+                    for index in new:
+                        pipe.zadd(index, {member: 0})
+                    await pipe.execute()
+                done += 1
+            hi = f"({members[-1]}"
 
 
 def _upper_bound(q: ItemQuery) -> str:

@@ -304,6 +304,10 @@ def _decoder_for(content_encoding: str) -> _Chain | str:
 async def resolve(host: str, port: int) -> list[IPAddress]:
     """Every address ``host`` resolves to, in the resolver's order (IP literals included: the
     system resolver turns "0x7f.1" or "2130706433" into 127.0.0.1, so they are vetted too)."""
+    try:  # a canonical IP literal needs no resolver thread
+        return [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        pass
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     found: list[IPAddress] = []
     for family, _, _, _, sockaddr in infos:

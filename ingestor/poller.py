@@ -78,26 +78,34 @@ class Poller:
         self.rand = rand
 
     async def poll(self, feed_id: str) -> PollReport:
-        feed = await self.registry.get(feed_id)
-        if feed is None:
-            return PollReport(feed_id, "skipped", error="no such feed")
         token = await self.registry.acquire_lease(feed_id, self.politeness.lease_ttl_s)
         if token is None:  # another ingestor process is polling it right now
             return PollReport(feed_id, "skipped", error="polled by another process")
+        released = False
         try:
-            return await self._poll_leased(feed)
+            feed, state = await self.registry.feed_and_state(feed_id)
+            if feed is None:
+                return PollReport(feed_id, "skipped", error="no such feed")
+            state = state or decider.initial_state(feed, self.clock())
+            if state.gone:
+                return PollReport(feed.id, "skipped", error="feed is gone (410)")
+            report, new_state = await self._poll_leased(feed, state)
+            # Saving the new state releases the lease in the same round trip.
+            await self.registry.save_state(feed.id, new_state, release_token=token)
+            released = True
+            return report
         finally:
-            await self.registry.release_lease(feed_id, token)
+            if not released:
+                await self.registry.release_lease(feed_id, token)
 
-    async def _poll_leased(self, feed: FeedDef) -> PollReport:
-        state = await self.registry.state(feed.id) or decider.initial_state(feed, self.clock())
-        if state.gone:
-            return PollReport(feed.id, "skipped", error="feed is gone (410)")
-        await self._host_slot(state.url)
+    async def _poll_leased(
+        self, feed: FeedDef, state: decider.FeedState
+    ) -> tuple[PollReport, decider.FeedState]:
+        if self.politeness.host_spacing_s > 0:
+            await self._host_slot(state.url)
         report = PollReport(feed.id, "failed")
         outcome = await self._fetch_and_accept(feed, state, report)
         new_state = decider.next_state(state, feed, outcome, now=self.clock(), rand=self.rand)
-        await self.registry.save_state(feed.id, new_state)
         report.next_check_at = new_state.next_check_at
         report.next_check_reason = new_state.next_check_reason
         level = logging.WARNING if report.error else logging.INFO
@@ -114,7 +122,7 @@ class Poller:
                 "next_check_reason": new_state.next_check_reason,
             },
         )
-        return report
+        return report, new_state
 
     async def _fetch_and_accept(
         self, feed: FeedDef, state: decider.FeedState, report: PollReport

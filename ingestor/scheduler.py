@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ingestor.poller import Poller, PollReport
 from ingestor.state import FeedRegistry
@@ -96,5 +98,7 @@ class Scheduler:
     async def _tick_job(self) -> None:
         try:
             await self.tick()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+            log.warning("redis unreachable; next tick retries", extra={"error": str(e)})
         except Exception:
             log.exception("scheduler tick failed; next tick retries")

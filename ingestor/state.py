@@ -92,13 +92,29 @@ class FeedRegistry:
             i: FeedState.model_validate_json(r) for i, r in zip(feed_ids, raws, strict=True) if r
         }
 
-    async def save_state(self, feed_id: str, state: FeedState) -> None:
+    async def feed_and_state(self, feed_id: str) -> tuple[FeedDef | None, FeedState | None]:
+        """The definition and the state of a feed, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(keys.FEEDS, feed_id)
+            pipe.get(keys.feed_state_key(feed_id))
+            raw_def, raw_state = await pipe.execute()
+        feed = FeedDef.model_validate_json(raw_def) if raw_def else None
+        state = FeedState.model_validate_json(raw_state) if raw_state else None
+        return feed, state
+
+    async def save_state(
+        self, feed_id: str, state: FeedState, *, release_token: str | None = None
+    ) -> None:
+        """Store the state and reschedule; with ``release_token``, release the lease in the
+        same round trip."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.feed_state_key(feed_id), state.model_dump_json())
             if state.gone:
                 pipe.zrem(keys.FEEDS_DUE, feed_id)  # 410: never polled again
             else:
                 pipe.zadd(keys.FEEDS_DUE, {feed_id: state.next_check_at.timestamp()})
+            if release_token is not None:
+                pipe.eval(_RELEASE, 1, keys.feed_lease_key(feed_id), release_token)
             await pipe.execute()
 
     async def due(self, now: datetime, limit: int = 1000) -> list[str]:

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from core.apikeys import ApiKeys
+from core.bus import Bus
 from core.connection import RedisHandle, connect
 from core.settings import Settings
+from core.store import ItemStore
 from ingestor.feeds import FeedDef, format_interval, parse_interval
 from ingestor.poller import PollReport
 from ingestor.scheduler import Scheduler
 from ingestor.state import FeedRegistry
+from notifier.manage import build, describe
+from notifier.subscriptions import SubscriptionStore
 from runner.roles import make_fetcher, make_parse_pool, make_poller, sync_feeds_file, utcnow
 
 
@@ -170,3 +177,121 @@ def _summary(reports: list[PollReport]) -> None:
     print(
         f"polled {len(reports)} feeds: {totals[0]} new items, {totals[1]} updated, {failed} failed"
     )
+
+
+async def keys(settings: Settings, args: Any) -> int:
+    """``newsmon keys create|list|revoke``: API keys, stored hashed in Redis."""
+    handle = await connect(settings)
+    try:
+        store = ApiKeys(handle.client)
+        if args.keys_command == "create":
+            key, token = await store.create(args.name, args.scope or ["read"], now=utcnow())
+            print(token)  # shown once: only its hash is stored
+            print(f"key {key.id} ({','.join(key.scopes)}): keep the token above", file=sys.stderr)
+            return 0
+        if args.keys_command == "list":
+            rows = await store.list()
+            if args.json:
+                print(
+                    json.dumps(
+                        [k.model_dump(mode="json", exclude={"hash"}) for k in rows], indent=2
+                    )
+                )
+            for k in [] if args.json else rows:
+                revoked = f"revoked {k.revoked_at.isoformat()}" if k.revoked_at else "active"
+                print(f"{k.id}  {k.name:<24} {','.join(k.scopes):<12} {revoked}")
+            return 0
+        ok = await store.revoke(args.key_id, now=utcnow())
+        if not ok:
+            print(f"newsmon: no active key with id {args.key_id}", file=sys.stderr)
+        return 0 if ok else 1
+    finally:
+        await handle.close()
+
+
+def offline(settings: Settings, args: Any) -> int:
+    """``classify`` and ``eval``: no Redis, the rules only."""
+    from classifier import commands as cc
+    from classifier.lexicon import load_lexicon
+
+    lexicon = load_lexicon(settings.rules_file)
+    if args.command == "classify":
+        if args.file == "-":
+            return cc.classify_stream(sys.stdin, sys.stdout, lexicon=lexicon)
+        with open(args.file, encoding="utf-8") as infile:
+            return cc.classify_stream(infile, sys.stdout, lexicon=lexicon)
+    return cc.eval_file(Path(args.file), args.json)
+
+
+async def reclassify(settings: Settings, since: datetime | None) -> int:
+    from classifier import commands as cc
+
+    handle = await connect(settings)
+    try:
+        bus = Bus(handle.client, maxlen=settings.stream_maxlen)
+        n = await cc.reclassify(ItemStore(handle.client), bus, since=since)
+    finally:
+        await handle.close()
+    print(f"{n} items queued for reclassification")
+    return 0
+
+
+async def subscriptions_add(settings: Settings, args: Any) -> int:
+    sub = build(  # raises SubscriptionError (a NewsmonError): main prints it, exit 1
+        name=args.name,
+        webhook=args.webhook,
+        emails=args.email,
+        now=utcnow(),
+        topics=args.topic,
+        topics_mode="all" if args.all_topics else "any",
+        officials=args.official,
+        countries=args.country,
+        feeds=args.feed,
+        words=args.word,
+        relevant_only=args.relevant_only,
+        min_score=args.min_score,
+        digest=args.digest,
+        rate_limit=args.rate_limit,
+        secret=args.secret,
+    )
+    handle = await connect(settings)
+    try:
+        await SubscriptionStore(handle.client).put(sub)
+    finally:
+        await handle.close()
+    if args.json:
+        print(json.dumps(describe(sub, show_secret=True)))
+    else:
+        print(f"added {sub.id}  {sub.name}  ({sub.mode})")
+        if sub.channel.kind == "webhook":
+            print(f"signing secret: {sub.secrets[0].value}")
+    return 0
+
+
+async def subscriptions_list(settings: Settings, as_json: bool) -> int:
+    handle = await connect(settings)
+    try:
+        subs = await SubscriptionStore(handle.client).list_all()
+    finally:
+        await handle.close()
+    if as_json:
+        print(json.dumps([describe(s) for s in subs], indent=2))
+        return 0
+    for s in subs:
+        target = s.channel.url if s.channel.kind == "webhook" else ", ".join(s.channel.recipients)
+        state = "enabled" if s.enabled else f"disabled ({s.disabled_reason or 'by hand'})"
+        print(f"{s.id}  {s.name}  {s.mode}  {state}  {target}")
+    return 0
+
+
+async def subscriptions_remove(settings: Settings, sub_id: str) -> int:
+    handle = await connect(settings)
+    try:
+        removed = await SubscriptionStore(handle.client).remove(sub_id)
+    finally:
+        await handle.close()
+    if not removed:
+        print(f"newsmon: no subscription with id {sub_id}", file=sys.stderr)
+        return 1
+    print(f"removed {sub_id}")
+    return 0

@@ -26,26 +26,30 @@ import uvicorn
 from api.app import create_app
 from classifier.engine import Classifier
 from classifier.lexicon import load_lexicon
+from classifier.watcher import RulesWatcher
 from classifier.worker import ClassifierWorker
 from core import keys
+from core.apikeys import ApiKeys
 from core.bus import Bus, Consumer
 from core.connection import RedisHandle, connect
 from core.embedded import EmbeddedRedis
+from core.errors import SettingsError
 from core.settings import Settings
 from core.store import ItemStore
 from ingestor.feeds import load_feeds_file
-from ingestor.fetcher import Fetcher
+from ingestor.fetcher import Fetcher, GuardedBackend, GuardedTransport
 from ingestor.fulltext import FullText
 from ingestor.poller import Politeness, Poller
 from ingestor.scheduler import Scheduler
 from ingestor.service import Ingestor
 from ingestor.state import FeedRegistry
-from notifier.worker import NotifierWorker
+from notifier.channels.email import SmtpConfig
+from notifier.service import Notifier
 
 log = logging.getLogger(__name__)
 
 ROLES = ("ingestor", "classifier", "notifier", "api")
-SHUTDOWN_GRACE_S = 10.0
+SHUTDOWN_GRACE_S = 8.0  # + stopping the embedded Redis: about 10 s in all
 
 
 def utcnow() -> datetime:
@@ -89,11 +93,30 @@ async def _watch_embedded(embedded: EmbeddedRedis, stop: asyncio.Event) -> None:
 
 
 async def _api(settings: Settings, handle: RedisHandle, stop: asyncio.Event) -> None:
-    if settings.api_host not in ("127.0.0.1", "::1", "localhost"):
-        log.warning("API listens on a non-loopback address", extra={"host": settings.api_host})
-    app = create_app(settings, handle.client)
+    loopback = settings.api_host in ("127.0.0.1", "::1", "localhost")
+    active = await ApiKeys(handle.client).active_count()
+    if active == 0 and not loopback:
+        raise SettingsError(
+            "NEWSMON_API_HOST",
+            f"{settings.api_host} is not loopback and no API key exists; "
+            "create one with `newsmon keys create` first",
+        )
+    if active == 0:
+        log.warning("no API key configured: the API is open, on loopback only")
+    lexicon = load_lexicon(settings.rules_file)
+    app = create_app(
+        settings,
+        handle.client,
+        classify=Classifier(lexicon).classify,
+        taxonomy={k: list(v) for k, v in lexicon.labels.items()},
+    )
     config = uvicorn.Config(
-        app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,  # open SSE streams must not hold the shutdown
     )
     server = _Server(config)
     task = asyncio.create_task(server.serve())
@@ -178,17 +201,52 @@ async def _ingestor(settings: Settings, handle: RedisHandle, stop: asyncio.Event
 
 
 async def _classifier(settings: Settings, handle: RedisHandle, stop: asyncio.Event) -> None:
-    engine = Classifier(load_lexicon())
+    lexicon = load_lexicon(settings.rules_file)
+    engine = Classifier(lexicon)
+    watcher = (
+        RulesWatcher(lexicon.source, lexicon=lexicon, interval_s=settings.rules_reload_s)
+        if lexicon.source
+        else None
+    )
     bus = Bus(handle.client, maxlen=settings.stream_maxlen)
-    worker = ClassifierWorker(ItemStore(handle.client), bus, engine, utcnow)
+    worker = ClassifierWorker(ItemStore(handle.client), bus, engine, utcnow, watcher=watcher)
     c = consumer(settings, handle, keys.STREAM_ITEMS, keys.GROUP_CLASSIFIER, worker.handle)
     await c.run(stop)
 
 
+def smtp_config(settings: Settings) -> SmtpConfig | None:
+    """The SMTP settings of email alerts; None (no email channel) without NEWSMON_SMTP_HOST."""
+    if not settings.smtp_host:
+        return None
+    password = settings.smtp_password
+    return SmtpConfig(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        tls=settings.smtp_tls,
+        username=settings.smtp_username,
+        password=password.get_secret_value() if password is not None else None,
+        from_addr=settings.smtp_from,
+        unsubscribe_base_url=settings.public_base_url,
+        timeout_s=settings.smtp_timeout_s,
+    )
+
+
 async def _notifier(settings: Settings, handle: RedisHandle, stop: asyncio.Event) -> None:
-    worker = NotifierWorker(handle.client)
-    c = consumer(settings, handle, keys.STREAM_CLASSIFIED, keys.GROUP_NOTIFIER, worker.handle)
-    await c.run(stop)
+    # Webhook URLs pass the same SSRF guard as feeds, at connect time (redirects are never
+    # followed for webhooks).
+    transport = GuardedTransport(GuardedBackend(allow_private=settings.allow_private_networks))
+    notifier = Notifier(
+        handle.client,
+        transport=transport,
+        smtp=smtp_config(settings),
+        clock=utcnow,
+        webhook_timeout_s=settings.webhook_timeout_s,
+        concurrency=settings.notifier_concurrency,
+    )
+    c = consumer(
+        settings, handle, keys.STREAM_CLASSIFIED, keys.GROUP_NOTIFIER, notifier.worker.handle
+    )
+    await notifier.run(stop, c)
 
 
 RoleFn = Callable[[Settings, RedisHandle, asyncio.Event], Coroutine[Any, Any, None]]

@@ -1,60 +1,67 @@
-"""``/v1/items``: tagged items, newest first, filtered and paginated by cursor."""
+"""``/v1/items``: tagged items, newest first, filtered and paginated by cursor.
+
+The cursor is the last item's index member (time and id), so pages stay correct while new
+items arrive: newer items land before the first page, never inside a walk. A query examines
+at most ``api_max_scan`` index members (default 50,000); past that a page may hold fewer than
+``limit`` items while ``next_cursor`` is still set.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 
-from api.deps import StoreDep
+from api.deps import ReadKey, StoreDep
+from api.filters import Filters, item_filters
+from api.problems import ApiProblem
 from api.schemas import ItemDetail, ItemOut, ItemPage, Problem
-from core.store import ItemQuery
 
 router = APIRouter(prefix="/v1/items", tags=["items"])
 
-_ID = r"^[a-z0-9_]{1,64}$"
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "No item has this id."}
+ITEM_ID = r"^[0-9a-f]{16}$"
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "A cursor this API did not issue."},
+    401: {"model": Problem, "description": "An API key is needed."},
+    403: {"model": Problem, "description": "The key lacks the scope."},
+    422: {"model": Problem, "description": "A parameter is invalid (named in `errors`)."},
 }
+FiltersDep = Annotated[Filters, Depends(item_filters)]
+Limit = Annotated[int, Query(ge=1, le=200, description="Items per page.")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=200, description="The `next_cursor` of the previous page."),
+]
 
 
-@router.get(
-    "", response_model=ItemPage, responses={400: {"model": Problem}, 422: {"model": Problem}}
-)
+def max_scan(request: Request) -> int:
+    return int(getattr(request.app.state.settings, "api_max_scan", 50_000))
+
+
+@router.get("", response_model=ItemPage, responses=_ERRORS)
 async def list_items(
+    request: Request,
     store: StoreDep,
-    topic: Annotated[str | None, Query(pattern=_ID, examples=["border_security"])] = None,
-    official: Annotated[str | None, Query(pattern=_ID, examples=["hun_manet"])] = None,
-    country: Annotated[str | None, Query(pattern=_ID, examples=["laos"])] = None,
-    feed: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")] = None,
-    relevant: bool | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    _key: ReadKey,
+    filters: FiltersDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> ItemPage:
-    page = await store.query(
-        ItemQuery(
-            topic=topic,
-            official=official,
-            country=country,
-            feed=feed,
-            relevant=relevant,
-            since=since,
-            until=until,
-            limit=limit,
-            cursor=cursor,
-        )
-    )
+    page = await store.query(filters.query(limit=limit, cursor=cursor, max_scan=max_scan(request)))
     return ItemPage(items=[ItemOut.of(s) for s in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/{item_id}", response_model=ItemDetail, responses=_NOT_FOUND)
+@router.get(
+    "/{item_id}",
+    response_model=ItemDetail,
+    responses={**_ERRORS, 404: {"model": Problem, "description": "No item has this id."}},
+)
 async def get_item(
-    store: StoreDep, item_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]
+    store: StoreDep, _key: ReadKey, item_id: Annotated[str, Path(pattern=ITEM_ID)]
 ) -> ItemDetail:
     stored = await store.get(item_id)
     if stored is None:
-        raise HTTPException(404, f"no item with id {item_id}")
-    return ItemDetail.detail(stored)
+        raise ApiProblem(404, "Not found", f"no item with id {item_id}")
+    story_id = await store.story_of_item(item_id)
+    story = await store.story(story_id, limit=50) if story_id else []
+    return ItemDetail.detail(stored, story_id, story)

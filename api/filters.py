@@ -1,0 +1,137 @@
+"""The filters of ``/v1/items``, shared by ``/v1/stream`` and ``/v1/feeds/export.atom``.
+
+``Filters`` is one dependency: each route gets the same query parameters, documented once,
+validated once (errors name the parameter). It turns into an ``ItemQuery`` for the store,
+and tests one classified item in memory for the live stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Query
+
+from api.problems import invalid
+from core.models import Item, Labels
+from core.store import ItemQuery, words
+
+LABEL_ID = r"^[a-z0-9_]{1,64}$"
+FEED = r"^[A-Za-z0-9_.:-]{1,128}$"
+STORY = r"^[A-Za-z0-9_.:-]{1,128}$"
+MAX_Q_WORDS = 8
+
+
+@dataclass(frozen=True)
+class Filters:
+    topic: str | None = None
+    official: str | None = None
+    country: str | None = None
+    feed: str | None = None
+    story: str | None = None
+    relevant: bool | None = None
+    min_score: float | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    q: tuple[str, ...] = ()
+
+    def query(self, *, limit: int, cursor: str | None, max_scan: int | None) -> ItemQuery:
+        return ItemQuery(
+            topic=self.topic,
+            official=self.official,
+            country=self.country,
+            feed=self.feed,
+            story=self.story,
+            relevant=self.relevant,
+            min_score=self.min_score,
+            since=self.since,
+            until=self.until,
+            q=self.q,
+            limit=limit,
+            cursor=cursor,
+            max_scan=max_scan,
+        )
+
+    def matches(self, item: Item, labels: Labels, story: str | None = None) -> bool:
+        """The same test in memory, for one item just classified (the live stream)."""
+        checks = (
+            self.topic is None or self.topic in labels.topics,
+            self.official is None or self.official in labels.officials,
+            self.country is None or self.country in labels.countries,
+            self.feed is None or self.feed == item.feed_id,
+            self.story is None or self.story == story,
+            self.relevant is None or self.relevant == labels.relevant,
+            self.min_score is None or labels.score >= self.min_score,
+            self.since is None or item.published >= self.since,
+            self.until is None or item.published <= self.until,
+        )
+        if not all(checks):
+            return False
+        if self.q:
+            present = set(words(f"{item.title}\n{item.text or item.summary}"))
+            return all(w in present for w in self.q)
+        return True
+
+
+def _q_words(q: str | None) -> tuple[str, ...]:
+    if q is None:
+        return ()
+    found = words(q)
+    if not found:
+        raise invalid("q", "no searchable word (2 to 40 letters or digits)")
+    if len(found) > MAX_Q_WORDS:
+        raise invalid("q", f"at most {MAX_Q_WORDS} words")
+    return tuple(found)
+
+
+def item_filters(
+    topic: Annotated[
+        str | None, Query(pattern=LABEL_ID, examples=["border_security"], description="Topic id.")
+    ] = None,
+    official: Annotated[str | None, Query(pattern=LABEL_ID, examples=["hun_manet"])] = None,
+    country: Annotated[str | None, Query(pattern=LABEL_ID, examples=["laos"])] = None,
+    feed: Annotated[str | None, Query(pattern=FEED, examples=["khmer-times"])] = None,
+    story: Annotated[str | None, Query(pattern=STORY, description="Story id.")] = None,
+    relevant: Annotated[bool | None, Query(description="Only (ir)relevant items.")] = None,
+    min_score: Annotated[
+        float | None, Query(ge=0.0, le=1.0, description="Classified items scoring at least this.")
+    ] = None,
+    since: Annotated[
+        datetime | None, Query(description="Published at or after (RFC 3339).")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="Published at or before (RFC 3339).")
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            examples=["border patrol"],
+            description="Words that must all occur in the title or text (case and accents "
+            "ignored).",
+        ),
+    ] = None,
+) -> Filters:
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise invalid(name, "needs a time zone (RFC 3339, e.g. 2024-05-01T00:00:00Z)")
+        if value is not None:
+            try:
+                value.timestamp()
+            except (OverflowError, ValueError, OSError) as e:
+                raise invalid(name, f"out of range: {e}") from e
+    if since is not None and until is not None and since > until:
+        raise invalid("since", "must not be after until")
+    return Filters(
+        topic=topic,
+        official=official,
+        country=country,
+        feed=feed,
+        story=story,
+        relevant=relevant,
+        min_score=min_score,
+        since=since,
+        until=until,
+        q=_q_words(q),
+    )

@@ -1,0 +1,237 @@
+"""Alerts and their delivery attempts in Redis: the record the API (issue #6) lists.
+
+An alert is one subscription's notice of one story (``kind="alert"``), or one digest
+bundling several alerts (``kind="digest"``). Its ``webhook_id`` and ``message_id`` are fixed
+at creation, so every retry of a delivery carries the same Standard Webhooks ``webhook-id``
+and the same RFC 5322 ``Message-ID``, and receivers can dedupe.
+
+Status: ``pending`` (a delivery is due or in flight) → ``delivered`` | ``failed``
+(exhausted or refused: also dead-lettered to ``nm:stream:alerts:dead``) | ``cancelled``
+(subscription disabled or removed); ``queued`` (waiting for a digest) → ``digested``.
+
+Owns: the alert and attempt models and their persistence (keys in ``notifier.keys``),
+claiming due deliveries. Must not: route, send, or decide retry times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import WatchError
+
+from core.models import Labels
+from notifier import keys
+from notifier.payloads import ItemPayload, SourcePayload
+from notifier.routing import ExistingAlert
+
+AlertStatus = Literal["pending", "delivered", "failed", "cancelled", "queued", "digested"]
+
+# Claim due deliveries: take up to ARGV[3] ids due by ARGV[1] and push each to ARGV[2] (the
+# lease's end), atomically, so two notifier processes never send one delivery at once and a
+# sender that dies mid-delivery has its delivery come back when the lease ends.
+_CLAIM = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
+return ids
+"""
+
+
+class Attempt(BaseModel):
+    """One delivery attempt: when, what came back, how long it took, what went wrong."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    at: datetime
+    channel: Literal["webhook", "email"]
+    outcome: Literal["delivered", "retry", "gone", "failed"]
+    status: int | None = None  # HTTP status, or SMTP reply code
+    latency_ms: float = 0.0
+    error: str | None = None
+    refused: dict[str, str] = Field(default_factory=dict)  # email: recipient → reply
+
+
+class Alert(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    id: str
+    kind: Literal["alert", "digest"] = "alert"
+    subscription_id: str
+    story_id: str = ""
+    created_at: datetime
+    updated_at: datetime
+    status: AlertStatus
+    item: ItemPayload | None = None  # the first item (alerts)
+    labels: Labels | None = None
+    sources: list[SourcePayload] = Field(default_factory=list)
+    event_ids: list[str] = Field(default_factory=list)
+    children: list[str] = Field(default_factory=list)  # a digest's alerts
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    folded: bool = False  # over the rate limit: sent in the next digest instead
+
+    @property
+    def webhook_id(self) -> str:
+        return f"msg_{self.id}"
+
+    def message_id(self, domain: str) -> str:
+        return f"<{self.id}@{domain}>"
+
+    def item_ids(self) -> frozenset[str]:
+        return frozenset(s.item_id for s in self.sources)
+
+
+def alert_id_for(sub_id: str, story_id: str, event_id: str) -> str:
+    """Deterministic: routing one event twice names the same alert."""
+    return "al_" + hashlib.sha256(f"{sub_id}\0{story_id}\0{event_id}".encode()).hexdigest()[:24]
+
+
+def epoch(when: datetime) -> float:
+    return when.timestamp()
+
+
+class AlertStore:
+    """Alert records, attempts, story pointers and the due-delivery schedule."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis: Any = redis
+
+    # -- reads (also the API's) ------------------------------------------------------------
+    async def get(self, alert_id: str) -> Alert | None:
+        raw = await self.redis.hget(keys.alert(alert_id), "data")
+        return None if raw is None else Alert.model_validate_json(raw)
+
+    async def get_many(self, alert_ids: list[str]) -> list[Alert]:
+        if not alert_ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for alert_id in alert_ids:
+                pipe.hget(keys.alert(alert_id), "data")
+            rows = await pipe.execute()
+        return [Alert.model_validate_json(row) for row in rows if row]
+
+    async def attempts(self, alert_id: str) -> list[Attempt]:
+        rows = await self.redis.lrange(keys.attempts(alert_id), 0, -1)
+        return [Attempt.model_validate_json(row) for row in rows]
+
+    async def recent(
+        self, *, subscription_id: str | None = None, limit: int = 50, before: float | None = None
+    ) -> list[Alert]:
+        """Newest first; ``before`` (epoch seconds, exclusive) pages back."""
+        index = keys.alerts_of(subscription_id) if subscription_id else keys.ALERTS
+        hi = f"({before}" if before is not None else "+inf"
+        ids = await self.redis.zrevrangebyscore(index, hi, "-inf", start=0, num=limit)
+        return await self.get_many(list(ids))
+
+    async def existing(self, sub_ids: list[str], story_id: str, pipe: Any) -> dict[str, Any]:
+        """Each subscription's alert for ``story_id`` (read on a WATCHing pipeline)."""
+        found: dict[str, Any] = {}
+        for sub_id in sub_ids:
+            alert_id = await pipe.get(keys.story(sub_id, story_id))
+            if alert_id is None:
+                continue
+            raw = await pipe.hget(keys.alert(alert_id), "data")
+            if raw is None:
+                continue
+            alert = Alert.model_validate_json(raw)
+            found[sub_id] = (ExistingAlert(alert.id, alert.item_ids()), alert)
+        return found
+
+    # -- writes (queued on a caller's MULTI pipeline) ----------------------------------------
+    @staticmethod
+    def queue_save(pipe: Any, alert: Alert) -> None:
+        pipe.hset(keys.alert(alert.id), "data", alert.model_dump_json())
+
+    @staticmethod
+    def queue_create(pipe: Any, alert: Alert, due: datetime | None) -> None:
+        AlertStore.queue_save(pipe, alert)
+        score = epoch(alert.created_at)
+        pipe.zadd(keys.ALERTS, {alert.id: score})
+        pipe.zadd(keys.alerts_of(alert.subscription_id), {alert.id: score})
+        if alert.kind == "alert":
+            pipe.set(
+                keys.story(alert.subscription_id, alert.story_id), alert.id, ex=keys.STORY_TTL_S
+            )
+        if due is not None:
+            pipe.zadd(keys.DUE, {alert.id: epoch(due)})
+        if alert.status == "queued":
+            pipe.zadd(keys.digest_queue(alert.subscription_id), {alert.id: score})
+
+    async def update(
+        self,
+        alert_id: str,
+        change: Callable[[Alert], Alert | None],
+        also: Callable[[Any, Alert], None] | None = None,
+    ) -> Alert | None:
+        """Read-modify-write one alert under WATCH; ``change`` returning None changes
+        nothing; ``also`` queues more commands in the same transaction."""
+        key = keys.alert(alert_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.hget(key, "data")
+                    if raw is None:
+                        await pipe.unwatch()
+                        return None
+                    new = change(Alert.model_validate_json(raw))
+                    if new is None:
+                        await pipe.unwatch()
+                        return None
+                    pipe.multi()
+                    self.queue_save(pipe, new)
+                    if also is not None:
+                        also(pipe, new)
+                    await pipe.execute()
+                    return new
+                except WatchError:
+                    continue
+
+    @staticmethod
+    def queue_attempt(pipe: Any, alert_id: str, attempt: Attempt) -> None:
+        pipe.rpush(keys.attempts(alert_id), attempt.model_dump_json())
+
+    @staticmethod
+    def queue_dead_letter(pipe: Any, alert: Alert, error: str) -> None:
+        record = {
+            "alert_id": alert.id,
+            "subscription_id": alert.subscription_id,
+            "attempts": str(alert.attempts),
+            "error": error[:2000],
+            "dead_at": str(int(time.time() * 1000)),
+            "alert": alert.model_dump_json(),
+        }
+        pipe.xadd(keys.DEAD, record, maxlen=100_000, approximate=True)
+
+    async def dead_letters(self, count: int = 100) -> list[tuple[str, dict[str, str]]]:
+        rows: list[tuple[str, dict[str, str]]] = await self.redis.xrevrange(keys.DEAD, count=count)
+        return rows
+
+    # -- the due schedule ---------------------------------------------------------------------
+    async def claim_due(self, now: datetime, lease_s: float, count: int) -> list[str]:
+        ids: list[str] = await self.redis.eval(
+            _CLAIM, 1, keys.DUE, epoch(now), epoch(now) + lease_s, count
+        )
+        return ids
+
+    async def next_due(self) -> float | None:
+        rows = await self.redis.zrange(keys.DUE, 0, 0, withscores=True)
+        return float(rows[0][1]) if rows else None
+
+    async def due(self) -> dict[str, float]:
+        rows = await self.redis.zrange(keys.DUE, 0, -1, withscores=True)
+        return {alert_id: float(score) for alert_id, score in rows}
+
+
+def utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

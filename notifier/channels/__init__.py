@@ -1,0 +1,1 @@
+"""Delivery channels: ``webhook`` (Standard Webhooks over HTTP) and ``email`` (SMTP)."""
