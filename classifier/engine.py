@@ -13,12 +13,9 @@ depend on anything but its arguments: the same rules and input give the same Lab
 from __future__ import annotations
 
 import math
-import re
-from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 
-from classifier.lexicon import Condition, Lexicon, Relevance, Rule, Term
+from classifier.lexicon import Condition, Lexicon, LocalCheck, Relevance, Rule, Term
 from classifier.normalise import Normalised, normalise, normalise_term
 from core.models import Field_, LabelKind, Labels, Match
 
@@ -27,50 +24,110 @@ RELEVANT_FLOOR = 0.5
 IRRELEVANT_CEILING = 0.45
 _FIELD_ORDER: dict[Field_, int] = {"title": 0, "text": 1}
 _KINDS: tuple[LabelKind, ...] = ("topic", "official", "country", "organisation")
-_SPACE = re.compile(" ")
 # A condition's truth for one hit: None when the condition is decided in another phase.
 _Truth = Callable[[Condition], bool | None]
+# A whole-word occurrence of label terms, after local conditions and overlaps:
+# (field, original start, original end, original text, Terms; empty for an `ignore` phrase).
+_Hit = tuple[Field_, int, int, str, tuple[Term, ...]]
+# One piece of evidence before it becomes a Match, in the order matches are sorted:
+# (field order, start, end, kind, label, rule id, text, field).
+_Evidence = tuple[int, int, int, LabelKind, str, str, str, Field_]
+_MATCH_FIELDS = frozenset(Match.model_fields)
+# The Labels fields the engine sets (story_id is left to the story index).
+_LABELS_SET = frozenset(Labels.model_fields) - {"story_id"}
+_new = object.__new__
+_set = object.__setattr__
 
 
-@dataclass(frozen=True, slots=True)
-class _Hit:
-    """A whole-word occurrence of label terms, after local conditions and overlaps."""
+def _labels(values: dict[str, object]) -> Labels:
+    """Labels from the engine's own values (``_LABELS_SET``), without validation: as
+    ``_match``; the score is in [0, 1] by construction (see ``_score``)."""
+    labels = _new(Labels)
+    _set(labels, "__dict__", {**values, "story_id": None})
+    _set(labels, "__pydantic_fields_set__", set(_LABELS_SET))
+    _set(labels, "__pydantic_extra__", None)
+    _set(labels, "__pydantic_private__", None)
+    return labels
 
-    field: Field_
-    start: int  # original offsets
-    end: int
-    text: str
-    terms: tuple[Term, ...]  # empty for an `ignore` phrase
+
+def _match(
+    kind: LabelKind, label: str, rule: str, text: str, f: Field_, start: int, end: int
+) -> Match:
+    """A Match from the engine's own, already well-typed values, without validation.
+
+    What ``Match.model_construct`` does for a model without defaults, aliases, extras or
+    private attributes, at a fifth of its cost (it and validation dominated classification;
+    tests compare these with validated Matches).
+    """
+    match = _new(Match)
+    _set(
+        match,
+        "__dict__",
+        {"kind": kind, "label": label, "rule": rule, "text": text, "field": f,
+         "start": start, "end": end},
+    )  # fmt: skip
+    _set(match, "__pydantic_fields_set__", set(_MATCH_FIELDS))
+    _set(match, "__pydantic_extra__", None)
+    _set(match, "__pydantic_private__", None)
+    return match
 
 
-@dataclass(slots=True)
+# One automaton hit: (last normalised index, the key's data; see Lexicon.automaton).
+_Raw = tuple[int, tuple[int, bool, bool, tuple[Term, ...], tuple[str, ...], bool]]
+
+
 class _Field:
-    """One scanned field: its normalised text and the lexicon words found in it."""
+    """One scanned field: its normalised text, its automaton hits, and (built on first use,
+    as most hits only ever need their label terms) the lexicon words found in it."""
 
-    name: Field_
-    norm: Normalised
-    cues: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # lexicon → spans
-    _spaces: list[int] | None = None
+    __slots__ = ("_cues", "name", "norm", "raw")
 
-    def word_at(self, pos: int) -> int:
-        """Index of the word holding normalised position ``pos`` (spaces counted lazily)."""
-        if self._spaces is None:
-            self._spaces = [m.start() for m in _SPACE.finditer(self.norm.text)]
-        return bisect_right(self._spaces, pos)
+    def __init__(self, name: Field_, norm: Normalised, raw: list[_Raw]) -> None:
+        self.name = name
+        self.norm = norm
+        self.raw = raw
+        self._cues: dict[str, list[tuple[int, int]]] | None = None
+
+    @property
+    def cues(self) -> dict[str, list[tuple[int, int]]]:
+        """Lexicon name → spans of its whole-word occurrences, in text order."""
+        if self._cues is None:
+            cues: dict[str, list[tuple[int, int]]] = {}
+            text = self.norm.text
+            size = len(text)
+            for last, (length, head, tail, _terms, names, _simple) in self.raw:
+                if not names:
+                    continue
+                start, end = last - length + 1, last + 1
+                if head and start and text[start - 1].isalnum():
+                    continue
+                if tail and end < size and text[end].isalnum():
+                    continue
+                for lexicon in names:
+                    if lexicon in cues:
+                        cues[lexicon].append((start, end))
+                    else:
+                        cues[lexicon] = [(start, end)]
+            self._cues = cues
+        return self._cues
 
     def near(self, lexicon: str, start: int, end: int, within: int) -> bool:
-        """A word of ``lexicon`` within ``within`` words of ``[start, end)`` (not inside it)."""
+        """A word of ``lexicon`` within ``within`` words of ``[start, end)`` (not inside it).
+
+        Words are separated by one space after normalisation, so the gap in words between
+        two spans is the number of spaces between them.
+        """
         spans = self.cues.get(lexicon)
         if not spans:
             return False
-        first, last = self.word_at(start), self.word_at(end - 1)
+        count = self.norm.text.count
         for c_start, c_end in spans:
             if c_start >= start and c_end <= end:
                 continue  # the hit's own words are not its context
             if c_start >= end:
-                gap = self.word_at(c_start) - last
+                gap = count(" ", end, c_start + 1)
             elif c_end <= start:
-                gap = first - self.word_at(c_end - 1)
+                gap = count(" ", c_end, start + 1)
             else:
                 gap = 0
             if gap <= within:
@@ -83,6 +140,7 @@ class Classifier:
 
     def __init__(self, lexicon: Lexicon) -> None:
         self._lexicon = lexicon
+        self._iter = lexicon.automaton.iter
 
     @property
     def lexicon(self) -> Lexicon:
@@ -96,83 +154,107 @@ class Classifier:
         """Classify one item from its title and body text."""
         title_field, title_hits = self._scan("title", title)
         text_field, text_hits = self._scan("text", text)
-        fields = {"title": title_field, "text": text_field}
-        anywhere: set[str] = {*title_field.cues, *text_field.cues}
-        accepted = _accept([*title_hits, *text_hits], fields, anywhere)
-        matches = sorted(
-            set(_evidence(accepted)),
-            key=lambda m: (_FIELD_ORDER[m.field], m.start, m.end, m.kind, m.label, m.rule),
-        )
+        accepted = _accept([*title_hits, *text_hits], (title_field, text_field))
+        evidence = sorted(set(_evidence(accepted)))
         found: dict[LabelKind, set[str]] = {kind: set() for kind in _KINDS}
-        for match in matches:
-            found[match.kind].add(match.label)
+        for ev in evidence:
+            found[ev[3]].add(ev[4])
         relevant = _relevant(self._lexicon.relevance, found)
         weights = {rule.id: rule.weight for _hit, rule in accepted}
-        return Labels(
-            topics=sorted(found["topic"]),
-            officials=sorted(found["official"]),
-            countries=sorted(found["country"]),
-            organisations=sorted(found["organisation"]),
-            relevant=relevant,
-            score=_score(matches, weights, self._lexicon.title_weight, relevant=relevant),
-            matches=matches,
-            rules_version=self._lexicon.version,
+        return _labels(
+            {
+                "topics": sorted(found["topic"]),
+                "officials": sorted(found["official"]),
+                "countries": sorted(found["country"]),
+                "organisations": sorted(found["organisation"]),
+                "relevant": relevant,
+                "score": _score(evidence, weights, self._lexicon.title_weight, relevant=relevant),
+                "matches": [_match(e[3], e[4], e[5], e[6], e[7], e[1], e[2]) for e in evidence],
+                "rules_version": self._lexicon.version,
+            }
         )
 
     def _scan(self, name: Field_, original: str) -> tuple[_Field, list[_Hit]]:
-        """One automaton pass over a field: lexicon words, then locally valid, longest-first
-        label hits."""
+        """One automaton pass over a field, then its locally valid, longest-first label hits.
+
+        Every hit is collected in C (``list``); Python then looks only at hits of label
+        terms (lexicon words wait until a proximity condition asks for them), using the
+        key's precomputed data (see Lexicon.automaton).
+        """
         norm = normalise(original)
-        scanned = _Field(name, norm)
-        raw: list[tuple[int, int, tuple[Term, ...]]] = []
         text = norm.text
-        for last, (key, terms, cues) in self._lexicon.automaton.iter(text):
-            start, end = last - len(key) + 1, last + 1
-            if not _bounded(text, start, end, key):
+        raw: list[_Raw] = list(self._iter(text))
+        scanned = _Field(name, norm, raw)
+        size = len(text)
+        candidates: list[tuple[int, int, tuple[Term, ...]]] = []
+        conditional: list[int] = []  # candidates with a term that has local conditions
+        for last, (length, head, tail, terms, names, simple) in raw:
+            if not terms and names:
+                continue  # lexicon words only
+            start, end = last - length + 1, last + 1
+            # Whole words only: a letter/digit edge of the key must not touch another one.
+            if head and start and text[start - 1].isalnum():
                 continue
-            for lexicon in cues:
-                scanned.cues.setdefault(lexicon, []).append((start, end))
-            if terms or not cues:  # label terms, or an `ignore` phrase
-                raw.append((start, end, terms))
-        candidates = []
-        for start, end, terms in raw:
-            alive = tuple(t for t in terms if _locally_valid(t, scanned, start, end, original))
-            if terms and not alive:
-                continue  # a cancelled term must not shadow a shorter valid one
-            candidates.append((start, end, alive))
-        hits = []
-        for start, end, terms in _longest_first(candidates, len(text)):
-            o_start, o_end = norm.original_span(start, end)
-            hits.append(_Hit(name, o_start, o_end, original[o_start:o_end], terms))
+            if tail and end < size and text[end].isalnum():
+                continue
+            candidates.append((start, end, terms))  # label terms, or an `ignore` phrase
+            if not simple:
+                conditional.append(len(candidates) - 1)
+        if conditional:
+            candidates = _locally_alive(candidates, conditional, scanned, original)
+        hits: list[_Hit] = []
+        span = norm.original_span
+        for start, end, terms in _longest_first(candidates, size):
+            o_start, o_end = span(start, end)
+            hits.append((name, o_start, o_end, original[o_start:o_end], terms))
         return scanned, hits
 
 
-def _bounded(text: str, start: int, end: int, key: str) -> bool:
-    """Whole-word test: a letter/digit edge of the key must not touch another one."""
-    if key[0].isalnum() and start > 0 and text[start - 1].isalnum():
-        return False
-    return not (key[-1].isalnum() and end < len(text) and text[end].isalnum())
+def _locally_alive(
+    candidates: list[tuple[int, int, tuple[Term, ...]]],
+    conditional: list[int],
+    scanned: _Field,
+    original: str,
+) -> list[tuple[int, int, tuple[Term, ...]]]:
+    """Keep the terms of the ``conditional`` candidates whose local conditions hold; drop a
+    candidate whose terms all failed (a cancelled term must not shadow a shorter valid
+    one)."""
+    out = list(candidates)
+    for index in reversed(conditional):
+        start, end, terms = candidates[index]
+        alive = tuple(
+            t for t in terms if t.simple or _locally_valid(t, scanned, start, end, original)
+        )
+        if alive:
+            out[index] = (start, end, alive)
+        else:
+            del out[index]
+    return out
 
 
 def _locally_valid(term: Term, scanned: _Field, start: int, end: int, original: str) -> bool:
-    """Conditions that need only the hit and its field: case, field, proximity."""
-    rule = term.rule
-    if rule.match_case:
+    """Conditions that need only the hit and its field: case, field, proximity.
+
+    all: every hit-level one holds; any: one holds (an item-level ``any`` list is left to
+    the item phase); none: none holds.
+    """
+    if term.rule.match_case:
         o_start, o_end = scanned.norm.original_span(start, end)
         if normalise_term(original[o_start:o_end], fold_case=False) != term.cased:
             return False
-    if not (rule.all or rule.any or rule.none):
-        return True
-    return _conditions_hold(rule, lambda c: _local(c, scanned, start, end), local_only=True)
+    for check in term.local_all:
+        if not _holds(check, scanned, start, end):
+            return False
+    if term.local_any and not any(_holds(c, scanned, start, end) for c in term.local_any):
+        return False
+    return not any(_holds(c, scanned, start, end) for c in term.local_none)
 
 
-def _local(cond: Condition, scanned: _Field, start: int, end: int) -> bool | None:
-    """A local condition's truth, or None for an item-level one (decided later)."""
-    if cond.kind == "field":
-        return scanned.name == cond.field
-    if cond.kind == "near" and cond.within is not None:
-        return scanned.near(cond.lexicon, start, end, cond.within)
-    return None
+def _holds(check: LocalCheck, scanned: _Field, start: int, end: int) -> bool:
+    lexicon, within, place = check
+    if lexicon is None:
+        return scanned.name == place
+    return scanned.near(lexicon, start, end, within)
 
 
 def _conditions_hold(rule: Rule, truth: _Truth, *, local_only: bool = False) -> bool:
@@ -193,26 +275,53 @@ def _conditions_hold(rule: Rule, truth: _Truth, *, local_only: bool = False) -> 
     return not any(value(c, False) for c in rule.none)
 
 
+def _start(candidate: tuple[int, int, tuple[Term, ...]]) -> int:
+    return candidate[0]
+
+
+def _longest(candidate: tuple[int, int, tuple[Term, ...]]) -> tuple[int, int]:
+    return candidate[0] - candidate[1], candidate[0]
+
+
 def _longest_first(
     candidates: list[tuple[int, int, tuple[Term, ...]]], size: int
 ) -> list[tuple[int, int, tuple[Term, ...]]]:
-    """Resolve overlaps: longer spans win, then the earlier one; return in text order."""
+    """Resolve overlaps: longer spans win, then the earlier one; return in text order.
+
+    Only runs of mutually overlapping candidates need the contest (a candidate conflicts
+    only with those it overlaps), so the rest pass straight through.
+    """
     if len(candidates) < 2:
         return candidates
-    taken = bytearray(size)
-    chosen = []
-    for cand in sorted(candidates, key=lambda c: (c[0] - c[1], c[0])):
-        start, end = cand[0], cand[1]
-        if any(taken[start:end]):
+    ordered = sorted(candidates, key=_start)
+    chosen: list[tuple[int, int, tuple[Term, ...]]] = []
+    group = [ordered[0]]
+    group_end = ordered[0][1]
+    for cand in ordered[1:]:
+        if cand[0] < group_end:
+            group.append(cand)
+            group_end = max(group_end, cand[1])
             continue
-        taken[start:end] = b"\x01" * (end - start)
-        chosen.append(cand)
-    return sorted(chosen, key=lambda c: c[0])
+        chosen += group if len(group) == 1 else _contest(group)
+        group = [cand]
+        group_end = cand[1]
+    chosen += group if len(group) == 1 else _contest(group)
+    return chosen
 
 
-def _accept(
-    hits: list[_Hit], fields: dict[str, _Field], anywhere: set[str]
-) -> list[tuple[_Hit, Rule]]:
+def _contest(
+    group: list[tuple[int, int, tuple[Term, ...]]],
+) -> list[tuple[int, int, tuple[Term, ...]]]:
+    """Longest first, then earliest; a candidate overlapping a winner loses."""
+    won: list[tuple[int, int, tuple[Term, ...]]] = []
+    for cand in sorted(group, key=_longest):
+        start, end = cand[0], cand[1]
+        if all(end <= w[0] or start >= w[1] for w in won):
+            won.append(cand)
+    return sorted(won, key=_start)
+
+
+def _accept(hits: list[_Hit], fields: tuple[_Field, ...]) -> list[tuple[_Hit, Rule]]:
     """Item-level conditions, in two phases: rules that do not look at other labels fire
     first; rules that do (context requirements, label/kind conditions) then see the labels
     of phase one (so no rule depends on another conditional rule)."""
@@ -226,18 +335,20 @@ def _accept(
             if cond.kind == "kind":
                 return cond.label_kind in kinds
             if cond.kind == "near" and cond.within is None:
-                return cond.lexicon in anywhere
+                return any(cond.lexicon in f.cues for f in fields)
             return None  # local: already decided in the scan
 
         return truth
 
-    phase_one: list[tuple[_Hit, Rule]] = []
+    first: list[tuple[_Hit, Rule]] = []
     later: list[tuple[_Hit, Rule]] = []
+    truth = item_truth(set())
     for hit in hits:
-        for term in hit.terms:
-            (later if term.rule.needs_labels else phase_one).append((hit, term.rule))
-    none_present: set[tuple[LabelKind, str]] = set()
-    first = [(h, r) for h, r in phase_one if _item_ok(r, item_truth(none_present))]
+        for term in hit[4]:
+            if term.needs_labels:
+                later.append((hit, term.rule))
+            elif not term.item_level or _item_ok(term.rule, truth):
+                first.append((hit, term.rule))
     present: set[tuple[LabelKind, str]] = set()
     for _hit, rule in first:
         present.add((rule.kind, rule.label))
@@ -273,23 +384,18 @@ def _relevant(relevance: Relevance, found: dict[LabelKind, set[str]]) -> bool:
     return not any(truth(c) for c in relevance.none)
 
 
-def _evidence(accepted: Iterable[tuple[_Hit, Rule]]) -> Iterator[Match]:
-    """One Match per label a hit gives: the rule's own label, then what it implies."""
-    for hit, rule in accepted:
-        for kind, label in ((rule.kind, rule.label), *rule.implies):
-            yield Match(
-                kind=kind,
-                label=label,
-                rule=rule.id,
-                text=hit.text,
-                field=hit.field,
-                start=hit.start,
-                end=hit.end,
-            )
+def _evidence(accepted: Iterable[tuple[_Hit, Rule]]) -> Iterator[_Evidence]:
+    """One piece of evidence per label a hit gives: the rule's own label, then what it
+    implies."""
+    for (f, start, end, text, _terms), rule in accepted:
+        order = _FIELD_ORDER[f]
+        yield order, start, end, rule.kind, rule.label, rule.id, text, f
+        for kind, label in rule.implies:
+            yield order, start, end, kind, label, rule.id, text, f
 
 
 def _score(
-    matches: list[Match], weights: dict[str, float], title_weight: float, *, relevant: bool
+    matches: list[_Evidence], weights: dict[str, float], title_weight: float, *, relevant: bool
 ) -> float:
     """Deterministic confidence in [0, 1].
 
@@ -301,11 +407,11 @@ def _score(
     """
     if not matches:
         return 0.0
-    topic_matches = [m for m in matches if m.kind == "topic"]
-    topics = {m.label for m in topic_matches}
-    title_topics = {m.label for m in topic_matches if m.field == "title"}
-    title_hits = len({(m.start, m.end) for m in matches if m.field == "title"})
-    hit_weight = sum(weights.get(m.rule, 1.0) for m in topic_matches[:30])
+    topic_matches = [m for m in matches if m[3] == "topic"]
+    topics = {m[4] for m in topic_matches}
+    title_topics = {m[4] for m in topic_matches if m[0] == 0}
+    title_hits = len({(m[1], m[2]) for m in matches if m[0] == 0})
+    hit_weight = sum(weights.get(m[5], 1.0) for m in topic_matches[:30])
     strength = (
         len(topics)
         + (title_weight - 1.0) * len(title_topics)
@@ -315,6 +421,6 @@ def _score(
     if relevant:
         squashed = 1.0 - math.exp(-strength / 4.0)
         return round(RELEVANT_FLOOR + (1.0 - RELEVANT_FLOOR) * squashed * 0.999, 4)
-    others = len({(m.kind, m.label) for m in matches if m.kind != "topic"})
+    others = len({(m[3], m[4]) for m in matches if m[3] != "topic"})
     squashed = 1.0 - math.exp(-(strength + 0.2 * min(others, 10)) / 4.0)
     return round(IRRELEVANT_CEILING * squashed, 4)

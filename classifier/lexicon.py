@@ -116,6 +116,22 @@ class Rule:
         return self.context is not None or any(c.item_level for c in conds)
 
 
+# A rule condition the engine decides from the hit alone: (lexicon, within, field) — a
+# proximity test when ``lexicon`` is set, else "the hit is in ``field``".
+LocalCheck = tuple[str | None, int, Field_ | None]
+
+
+def local_checks(conds: tuple[Condition, ...]) -> tuple[LocalCheck, ...]:
+    """The hit-level conditions among ``conds`` (item-level ones are decided later)."""
+    out: list[LocalCheck] = []
+    for cond in conds:
+        if cond.kind == "field":
+            out.append((None, 0, cond.field))
+        elif cond.kind == "near" and cond.within is not None:
+            out.append((cond.lexicon, cond.within, None))
+    return tuple(out)
+
+
 @dataclass(frozen=True, slots=True)
 class Term:
     """One written form of a rule, as the automaton knows it."""
@@ -124,6 +140,16 @@ class Term:
     written: str  # as written in the rules file
     cased: str  # normalised without case folding, for match_case rules
     rule: Rule
+    # Precomputed for the engine's hot loop: a hit of a `simple` term needs no local test
+    # (no case, no conditions); `needs_labels` is the rule's (phase two).
+    simple: bool = True
+    needs_labels: bool = False
+    # The rule's hit-level conditions, precompiled (see local_checks).
+    local_all: tuple[LocalCheck, ...] = ()
+    local_any: tuple[LocalCheck, ...] = ()
+    local_none: tuple[LocalCheck, ...] = ()
+    # The rule has conditions decided per item (label, kind, near without within).
+    item_level: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +165,10 @@ class Relevance:
 class Lexicon:
     """A validated, compiled rules file.
 
-    ``automaton`` maps key → (key, Terms having that key, names of lexicons holding it).
+    ``automaton`` maps key → ``(len(key), check_head, check_tail, Terms having that key,
+    names of lexicons holding it, all those Terms simple)``; ``check_head``/``check_tail``
+    say whether the key's first/last character is a letter or digit, so the whole-word test
+    needs to look at the text beside it.
     ``version`` is ``<declared>+<12 hex of the file's SHA-256>`` when loaded from a file.
     """
 
@@ -645,7 +674,22 @@ def _terms(rule: Rule, written: list[str], where: str) -> list[Term]:
         key = normalise_term(text)
         if not any(ch.isalnum() for ch in key):
             raise LexiconError(f"{where}: term {text!r} has no letters or digits", rule=rule.id)
-        out.append(Term(key, text, normalise_term(text, fold_case=False), rule))
+        simple = not (rule.match_case or rule.all or rule.any or rule.none)
+        cased = normalise_term(text, fold_case=False)
+        out.append(
+            Term(
+                key,
+                text,
+                cased,
+                rule,
+                simple,
+                rule.needs_labels,
+                local_checks(rule.all),
+                local_checks(rule.any),
+                local_checks(rule.none),
+                any(not _is_local(c) for c in (*rule.all, *rule.any, *rule.none)),
+            )
+        )
     return out
 
 
@@ -680,7 +724,16 @@ def _compile(
         for word in words:
             cues.setdefault(word, []).append(name)
     automaton = ahocorasick.Automaton()
-    for key in {*by_key, *cues}:
-        automaton.add_word(key, (key, tuple(by_key.get(key, ())), tuple(cues.get(key, ()))))
+    for key in sorted({*by_key, *cues}):
+        found = tuple(by_key.get(key, ()))
+        info = (
+            len(key),
+            key[0].isalnum(),
+            key[-1].isalnum(),
+            found,
+            tuple(cues.get(key, ())),
+            all(term.simple for term in found),
+        )
+        automaton.add_word(key, info)
     automaton.make_automaton()
     return automaton

@@ -254,11 +254,13 @@ def test_cambodia_thailand_border_clash_is_border_security_but_not_relevant(
         ("A field training exercise for Cambodia and Laos.", {"joint_exercise"}),
         ("Landmine and UXO clearance in Cambodia and Laos.", {"demining"}),
         ("Cambodia and Laos step up demining.", {"demining"}),
-        ("Narcotics seized on the Cambodia-Laos frontier.", {"drug_trafficking"}),
+        # Drug and human trafficking are transnational crime too (implied).
+        ("Narcotics seized on the Cambodia-Laos frontier.",
+         {"drug_trafficking", "transnational_crime"}),
         ("Cambodia and Laos fight human and drug trafficking.",
-         {"drug_trafficking", "human_trafficking"}),
+         {"drug_trafficking", "human_trafficking", "transnational_crime"}),
         ("Cambodia and Laos fight drug and human trafficking.",
-         {"drug_trafficking", "human_trafficking"}),
+         {"drug_trafficking", "human_trafficking", "transnational_crime"}),
         ("CMAC and UXO Lao met.", {"demining"}),
         ("Cambodia and Laos discuss ADMM-Plus.", {"regional_security"}),
         ("Cambodia and Laos train on IT security.", {"cyber_security"}),
@@ -491,3 +493,24 @@ def test_unreadable_lexicon(tmp_path: Path) -> None:
     bad.write_text("version: [", encoding="utf-8")
     with pytest.raises(LexiconError, match="not valid YAML"):
         load_lexicon(bad)
+
+
+def test_matches_built_without_validation_equal_validated_ones(classifier: Classifier) -> None:
+    """The engine builds Match objects without validation (speed); they must be exactly
+    what validation would build."""
+    from core.models import Match
+
+    text = _split_furniture(_seed_file("003").read_text(encoding="utf-8"))[0]
+    labels = classifier.classify("Cambodia–Laos border security talks", text)
+    assert labels.matches
+    for match in labels.matches:
+        validated = Match.model_validate(match.model_dump())
+        assert match == validated
+        assert hash(match) == hash(validated)
+        assert match.model_fields_set == validated.model_fields_set
+        assert match.model_dump_json() == validated.model_dump_json()
+    validated_labels = Labels.model_validate(labels.model_dump(exclude={"story_id"}))
+    assert validated_labels == labels
+    assert validated_labels.model_fields_set == labels.model_fields_set
+    assert validated_labels.model_dump_json() == labels.model_dump_json()
+    assert labels.model_copy(update={"story_id": "s1"}).story_id == "s1"
