@@ -23,8 +23,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from api import problems
 from api.deps import Classify
 from api.metrics import LatencyMiddleware, Metrics
+from api.routers import alerts, export, feeds, health, items, stories, stream, subscriptions
 from api.routers import classify as classify_router
-from api.routers import export, feeds, health, items, stories, stream
 from core.apikeys import ApiKeys
 from core.settings import Settings
 from core.store import ItemStore
@@ -33,7 +33,8 @@ DESCRIPTION = """Tagged news on Cambodia–Laos defence relations.
 
 Auth: `Authorization: Bearer <API key>`. Keys have the `read` or `admin` scope and are
 made with `newsmon keys create`. While no key exists the API is open (and listens on
-127.0.0.1 only). Errors are RFC 9457 `application/problem+json` naming the field.
+127.0.0.1 only). The one-click unsubscribe link of alert emails needs no key (its token is
+the credential). Errors are RFC 9457 `application/problem+json` naming the field.
 """
 
 
@@ -71,6 +72,8 @@ def create_app(
         stories.router,
         export.router,  # before feeds: /v1/feeds/export.atom is not a feed id
         feeds.router,
+        subscriptions.router,
+        alerts.router,
         classify_router.router,
         stream.router,
     ):

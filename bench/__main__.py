@@ -22,6 +22,7 @@ SECTIONS: dict[str, Section] = {
     "notifier": __import__("bench.notifier", fromlist=["run"]).run,
     "classifier": __import__("bench.classifier", fromlist=["run"]).run,
     "api": __import__("bench.api", fromlist=["run"]).run,
+    "scale": __import__("bench.scale", fromlist=["run"]).run,
 }
 
 

@@ -33,16 +33,15 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 
-from core import keys as core_keys
+from core import keys
+from core.alerts import AlertStore
 from core.bus import Bus, Consumer, Delivery, ensure_group
 from core.embedded import EmbeddedRedis
 from core.events import ItemClassified
 from core.models import Item, Labels
 from core.store import ItemStore
-from notifier import keys
-from notifier.alerts import AlertStore
+from core.subscriptions import SubscriptionStore, WebhookChannel, new_subscription
 from notifier.channels.webhook import WebhookSender
-from notifier.subscriptions import SubscriptionStore, WebhookChannel, new_subscription
 from notifier.worker import Deliverer, NotifierWorker
 
 N_FULL, N_QUICK = 5000, 1000
@@ -174,11 +173,9 @@ async def latency(r: Any, base: str, n: int) -> list[float]:
     async with WebhookSender(transport=httpx.AsyncHTTPTransport()) as sender:
         worker = NotifierWorker(r, wake=wake)
         deliverer = Deliverer(r, webhook=sender, wake=wake, concurrency=CONCURRENCY)
-        stream = core_keys.STREAM_CLASSIFIED
-        await ensure_group(r, stream, core_keys.GROUP_NOTIFIER)
-        consumer = Consumer(
-            r, stream, core_keys.GROUP_NOTIFIER, "bench", worker.handle, block_ms=100
-        )
+        stream = keys.STREAM_CLASSIFIED
+        await ensure_group(r, stream, keys.GROUP_NOTIFIER)
+        consumer = Consumer(r, stream, keys.GROUP_NOTIFIER, "bench", worker.handle, block_ms=100)
         tasks = [asyncio.create_task(consumer.run(stop)), asyncio.create_task(deliverer.run(stop))]
         bus = Bus(r)
         sent: dict[str, float] = {}
@@ -260,6 +257,3 @@ def run(quick: bool) -> None:
         proc.terminate()
         with contextlib.suppress(Exception):
             proc.join(5)
-
-
-_ = keys  # the notifier's key names (documented there) are what the bench exercises

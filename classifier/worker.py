@@ -63,8 +63,16 @@ class ClassifierWorker:
         if not isinstance(event, ItemIngested | ItemUpdated):
             log.debug("ignored event", extra={"type": event.TYPE, "msg_id": delivery.msg_id})
             return
-        self.refresh_rules()
         item = event.item
+        if await self.store.applied_event(item.id) == event.event_id:
+            # A redelivery of an event already applied (its consumer died before the ack):
+            # nothing to do again. set_labels below is idempotent too; this saves the work.
+            log.info(
+                "classification already applied",
+                extra={"item_id": item.id, "msg_id": delivery.msg_id},
+            )
+            return
+        self.refresh_rules()
         body = item.text or item.summary
         labels = self.engine.classify(item.title, body)
         now = self.clock()

@@ -210,7 +210,18 @@ class Consumer:
     # -- handling -----------------------------------------------------------------------
     async def _process(self, entries: Sequence[Entry], counts: dict[str, int] | None) -> int:
         done: list[str] = []
-        for msg_id, fields in entries:
+        acked = 0
+        refreshed = time.monotonic()
+        for index, (msg_id, fields) in enumerate(entries):
+            if time.monotonic() - refreshed >= self.claim_idle_ms / 3000:
+                # A slow batch: ack what is done and reset the idle time of what is still in
+                # hand (XCLAIM JUSTID, min-idle 0), so other consumers' XAUTOCLAIM does not
+                # take entries this consumer is about to handle.
+                acked += await self._ack(done)
+                done = []
+                rest = [m for m, _ in entries[index:]]
+                await self.redis.xclaim(self.stream, self.group, self.name, 0, rest, justid=True)
+                refreshed = time.monotonic()
             deliveries = counts.get(msg_id, 1) if counts is not None else 1
             if not fields:
                 await self._dead_letter(msg_id, {}, "trimmed from the stream before ack", 0)
@@ -220,9 +231,12 @@ class Consumer:
                 done.append(msg_id)
             elif deliveries >= self.max_deliveries:
                 await self._dead_letter(msg_id, fields, error, deliveries)
-        if done:
-            await self.redis.xack(self.stream, self.group, *done)
-        return len(done)
+        return acked + await self._ack(done)
+
+    async def _ack(self, msg_ids: list[str]) -> int:
+        if msg_ids:
+            await self.redis.xack(self.stream, self.group, *msg_ids)
+        return len(msg_ids)
 
     async def _handle_one(self, msg_id: str, fields: dict[str, str], deliveries: int) -> str | None:
         """Run the handler; return None on success, else the error text."""

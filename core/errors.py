@@ -7,13 +7,16 @@
     │   └── UnknownEvent     an entry's type or schema version is not one we know
     ├── StoreError           the item store refused a read or write
     │   └── BadCursor        a pagination cursor is malformed
+    ├── Blocked              (core.http) the SSRF guard refused to connect to an address
+    ├── SubscriptionError    (core.subscriptions) a subscription is invalid or unknown
     ├── FeedsFileError       (ingestor.feeds) the feeds YAML file is invalid
     ├── FeedParseError       (ingestor.parser) a body is not a feed we can read
     └── FetchError           (ingestor.fetcher) a fetch failed: BadURL, Blocked,
                              FetchTimeout, BodyTooLarge, TooManyRedirects, HTTPStatus,
                              RetryLater, NetworkError
 
-Errors specific to one service are defined in that service and subclass ``NewsmonError``.
+Errors specific to one service are defined in that service and subclass ``NewsmonError``;
+``ingestor.fetcher.Blocked`` is the ``FetchError`` the fetcher raises for ``core.http.Blocked``.
 
 Library errors are wrapped at the boundary with ``raise … from e`` and carry their context
 (the setting name, the stream message id, the item id).

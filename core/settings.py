@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     notifier_concurrency: int = Field(
         default=64, ge=1, le=1000, description="Deliveries in flight per notifier process."
     )
+    notifier_lease_s: float = Field(
+        default=60.0,
+        ge=1,
+        le=3600,
+        description="A delivery claimed by a notifier that dies is retried after this long "
+        "(at least twice the webhook timeout).",
+    )
     smtp_host: str | None = Field(default=None, description="SMTP server; unset: no email.")
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_tls: Literal["starttls", "implicit", "none"] = Field(

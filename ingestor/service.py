@@ -45,13 +45,14 @@ class Ingestor:
         """Store and publish every new or changed item; unchanged ones are counted as seen.
 
         A new item publishes ``item.ingested``, a changed one ``item.updated``, each in the
-        same transaction as the write.
+        same transaction as the write (all of a batch's new items in one transaction).
         """
+        batch = list(items)
+        results = await self.store.upsert_many(
+            batch, now=self.clock(), on_new=self._publish_new, on_update=self._publish_update
+        )
         added = seen = updated = 0
-        for item in items:
-            result = await self.store.upsert(
-                item, now=self.clock(), on_new=self._publish_new, on_update=self._publish_update
-            )
+        for item, result in zip(batch, results, strict=True):
             if result is Upsert.NEW:
                 added += 1
                 log.info("item accepted", extra={"item_id": item.id, "feed_id": item.feed_id})

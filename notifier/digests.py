@@ -30,9 +30,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from redis.exceptions import WatchError
 
-from notifier import keys
-from notifier.alerts import Alert, AlertStore, epoch
-from notifier.subscriptions import Subscription, SubscriptionStore
+from core import keys
+from core.alerts import Alert, AlertStore, epoch
+from core.subscriptions import Subscription, SubscriptionStore
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]

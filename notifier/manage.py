@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from notifier.subscriptions import (
+from core.subscriptions import (
     EmailChannel,
     Filter,
     Subscription,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from notifier.alerts import Alert
-from notifier.payloads import (
+from core.alerts import Alert
+from core.payloads import (
     AlertCreated,
     AlertData,
     DigestCreated,
@@ -19,7 +19,7 @@ from notifier.payloads import (
     StoryPayload,
     SubscriptionRef,
 )
-from notifier.subscriptions import Subscription
+from core.subscriptions import Subscription
 
 
 def alert_data(alert: Alert, sub: Subscription) -> AlertData:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from core.models import Labels
-from notifier.subscriptions import Filter, Subscription
+from core.subscriptions import Filter, Subscription
 
 
 @dataclass(frozen=True)

@@ -35,19 +35,20 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
+from core import keys
+from core.alerts import Alert, AlertStore, Attempt, alert_id_for, epoch
 from core.bus import Delivery
 from core.events import Event, ItemClassified
 from core.models import Item
+from core.payloads import ItemPayload, SourcePayload
 from core.store import ItemStore
-from notifier import keys, render
-from notifier.alerts import Alert, AlertStore, Attempt, alert_id_for, epoch
+from core.subscriptions import Subscription, SubscriptionStore
+from notifier import render
 from notifier.channels.base import Outcome, SendResult
 from notifier.channels.email import EmailSender
 from notifier.channels.webhook import WebhookSender
-from notifier.payloads import ItemPayload, SourcePayload
 from notifier.retry import SCHEDULE_S, SMTP_SCHEDULE_S, next_delay
-from notifier.routing import AddSource, NewAlert, RoutedItem, matches, route
-from notifier.subscriptions import Subscription, SubscriptionStore
+from notifier.routing import AddSource, ExistingAlert, NewAlert, RoutedItem, matches, route
 
 log = logging.getLogger(__name__)
 
@@ -136,12 +137,13 @@ class NotifierWorker:
                         await pipe.unwatch()
                         return 0
                     found = await self.alerts.existing(list(by_id), routed.story, pipe)
-                    for _, alert in found.values():
+                    for alert in found.values():
                         await pipe.watch(keys.alert(alert.id))
                     sent = {
                         s.id: int(await pipe.get(keys.rate(s.id, hour_of(now))) or 0) for s in rated
                     }
-                    decisions = route(routed, subs, {k: v[0] for k, v in found.items()})
+                    existing = {k: ExistingAlert(a.id, a.item_ids()) for k, a in found.items()}
+                    decisions = route(routed, subs, existing)
                     pipe.multi()
                     due = 0
                     for d in decisions:
@@ -150,7 +152,7 @@ class NotifierWorker:
                                 pipe, by_id[d.subscription_id], event, routed, item, now, sent
                             )
                         elif isinstance(d, AddSource):
-                            self._queue_source(pipe, found[d.subscription_id][1], event, item, now)
+                            self._queue_source(pipe, found[d.subscription_id], event, item, now)
                     pipe.set(seen, 1, ex=keys.EVENT_TTL_S)
                     await pipe.execute()
                     return due

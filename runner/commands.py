@@ -15,12 +15,12 @@ from core.bus import Bus
 from core.connection import RedisHandle, connect
 from core.settings import Settings
 from core.store import ItemStore
+from core.subscriptions import SubscriptionStore
 from ingestor.feeds import FeedDef, format_interval, parse_interval
 from ingestor.poller import PollReport
 from ingestor.scheduler import Scheduler
 from ingestor.state import FeedRegistry
 from notifier.manage import build, describe
-from notifier.subscriptions import SubscriptionStore
 from runner.roles import make_fetcher, make_parse_pool, make_poller, sync_feeds_file, utcnow
 
 

@@ -34,10 +34,11 @@ from core.bus import Bus, Consumer
 from core.connection import RedisHandle, connect
 from core.embedded import EmbeddedRedis
 from core.errors import SettingsError
+from core.http import GuardedBackend, GuardedTransport
 from core.settings import Settings
 from core.store import ItemStore
 from ingestor.feeds import load_feeds_file
-from ingestor.fetcher import Fetcher, GuardedBackend, GuardedTransport
+from ingestor.fetcher import Fetcher
 from ingestor.fulltext import FullText
 from ingestor.poller import Politeness, Poller
 from ingestor.scheduler import Scheduler
@@ -242,6 +243,7 @@ async def _notifier(settings: Settings, handle: RedisHandle, stop: asyncio.Event
         clock=utcnow,
         webhook_timeout_s=settings.webhook_timeout_s,
         concurrency=settings.notifier_concurrency,
+        lease_s=settings.notifier_lease_s,
     )
     c = consumer(
         settings, handle, keys.STREAM_CLASSIFIED, keys.GROUP_NOTIFIER, notifier.worker.handle

@@ -22,6 +22,8 @@ PURE_MODULES = [
     "classifier/normalise.py",
     "ingestor/seeds.py",
     "core/models.py",
+    "core/guard.py",
+    "core/payloads.py",
 ]
 
 

@@ -38,8 +38,8 @@ import aiosmtplib
 from notifier.channels.base import Outcome, SendResult
 
 if TYPE_CHECKING:
-    from notifier.alerts import Alert
-    from notifier.subscriptions import Subscription
+    from core.alerts import Alert
+    from core.subscriptions import Subscription
 
 TlsMode = Literal["starttls", "implicit", "none"]
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")

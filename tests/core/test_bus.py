@@ -194,3 +194,21 @@ async def test_stop_finishes_batch_and_exits(r):
     await asyncio.wait_for(c.run(stop), 5)
     assert len(handled) == 3  # the whole batch in hand was finished
     assert await _pending(r) == 0  # and acked
+
+
+async def test_a_slow_batch_keeps_its_entries_from_being_reclaimed(r):
+    bus = Bus(r)
+    await ensure_group(r, STREAM, GROUP)
+    await bus.publish_many(STREAM, [_event(i) for i in range(6)])
+    other = _consumer(r, Recorder(), name="other", claim_idle_ms=60)
+    stolen: list[int] = []
+
+    async def slow(event: Event, delivery: Delivery) -> None:
+        # While this consumer works through its batch, another one tries to reclaim.
+        await asyncio.sleep(0.05)  # stands for real work; the test waits for nothing here
+        stolen.append(await other.reclaim())
+
+    c = _consumer(r, slow, name="slow", claim_idle_ms=60)
+    assert await c.step() == 6
+    assert sum(stolen) == 0 and other.stats.reclaimed == 0
+    assert await _pending(r) == 0

@@ -168,3 +168,101 @@ async def test_changed_item_is_updated_in_place_and_reindexed(r):
     assert await r.zcard(keys.INDEX_ALL) == 2
     again = await store.upsert(changed, now=NOW)
     assert again is Upsert.SAME
+
+
+# --- upsert_many ----------------------------------------------------------------------------
+
+
+def _guided(n: int, guid: str, *, feed: str = "f1", title: str | None = None) -> Item:
+    from core.models import item_id_for
+
+    return Item(
+        id=item_id_for(guid=guid),
+        feed_id=feed,
+        guid=guid,
+        url=f"https://news.example.com/{n}",
+        title=title or f"item {n}",
+        published=T0 + timedelta(minutes=n),
+    )
+
+
+async def test_upsert_many_stores_new_items_and_publishes_each_once(r):
+    from core.store import Upsert
+
+    store = ItemStore(r)
+    published: list[str] = []
+    items = [_guided(n, f"g{n}") for n in range(5)]
+    results = await store.upsert_many(
+        items, now=NOW, on_new=lambda _pipe, item: published.append(item.id)
+    )
+    assert results == [Upsert.NEW] * 5
+    assert published == [i.id for i in items]
+    assert await store.count() == 5
+    assert (await store.stats())["items_ingested"] == 5
+    again = await store.upsert_many(items, now=NOW, on_new=lambda *_: published.append("x"))
+    assert again == [Upsert.SAME] * 5
+    assert len(published) == 5
+
+
+async def test_upsert_many_dedups_within_the_batch(r):
+    from core.models import item_id_for
+    from core.store import Upsert
+
+    store = ItemStore(r)
+    first, twin = _guided(1, "same-guid"), _guided(2, "same-guid", title="other title")
+    by_url = Item(id=item_id_for(url=first.url), feed_id="f2", url=first.url, title="t",
+                  published=T0)  # fmt: skip
+    results = await store.upsert_many([first, twin, by_url], now=NOW)
+    assert results[0] is Upsert.NEW
+    # the twin comes from the same feed with other content: an update, as upsert would say
+    assert results[1] is Upsert.UPDATED
+    assert results[2] is Upsert.SAME
+    assert await store.count() == 1
+
+
+async def test_upsert_many_matches_upsert_item_by_item(r):
+    from core.store import Upsert
+
+    store = ItemStore(r)
+    await store.upsert(_guided(1, "g1"), now=NOW)
+    await store.upsert(_guided(2, "g2"), now=NOW)
+    batch = [
+        _guided(1, "g1"),  # unchanged
+        _guided(2, "g2", title="changed"),  # updated
+        _guided(3, "g3"),  # new
+        _guided(1, "g1", feed="f2"),  # another feed's copy
+    ]
+    updates: list[str] = []
+    results = await store.upsert_many(
+        batch, now=NOW, on_update=lambda _pipe, item: updates.append(item.title)
+    )
+    assert results == [Upsert.SAME, Upsert.UPDATED, Upsert.NEW, Upsert.SAME]
+    assert updates == ["changed"]
+    assert await store.count() == 3
+
+
+async def test_upsert_many_retries_when_a_watched_key_changes(r, monkeypatch):
+    from core.store import Upsert
+
+    store = ItemStore(r)
+    items = [_guided(n, f"g{n}") for n in range(3)]
+    real = store._resolve_many
+    raced = False
+
+    async def racing(pipe: object, owns: list[list[str]], token: str) -> list[int]:
+        nonlocal raced
+        found = await real(pipe, owns, token)
+        if not raced:  # another process stores item 1 between our reads and EXEC
+            raced = True
+            await ItemStore(r).upsert(items[1], now=NOW)
+        return found
+
+    monkeypatch.setattr(store, "_resolve_many", racing)
+    results = await store.upsert_many(items, now=NOW)
+    assert results == [Upsert.NEW, Upsert.SAME, Upsert.NEW]
+    assert await store.count() == 3
+    assert (await store.stats())["items_ingested"] == 3
+
+
+async def test_upsert_many_of_nothing(r):
+    assert await ItemStore(r).upsert_many([], now=NOW) == []

@@ -22,6 +22,8 @@ import brotli  # type: ignore[import-untyped]
 import httpcore
 import pytest
 
+from core.guard import forbidden_reason
+from core.http import GuardedBackend, GuardedTransport, IPAddress
 from ingestor.fetcher import (
     ACCEPT_ENCODING,
     DEFAULT_MAX_BYTES,
@@ -31,16 +33,12 @@ from ingestor.fetcher import (
     BodyTooLarge,
     Fetcher,
     FetchTimeout,
-    GuardedBackend,
-    GuardedTransport,
     HTTPStatus,
-    IPAddress,
     NetworkError,
     RetryLater,
     TooManyRedirects,
     parse_retry_after,
 )
-from ingestor.guard import forbidden_reason
 from tests.ingestor.httpserver import RecordedRequest, Reply, TestServer
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'

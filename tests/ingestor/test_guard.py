@@ -1,4 +1,4 @@
-"""ingestor.guard: which addresses a fetch may connect to (table-driven)."""
+"""core.guard: which addresses a fetch may connect to (table-driven)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from ipaddress import ip_address
 
 import pytest
 
-from ingestor.guard import forbidden_reason
+from core.guard import forbidden_reason
 
 FORBIDDEN = [
     # address, a word the reason must contain

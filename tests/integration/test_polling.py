@@ -329,9 +329,9 @@ async def test_offline_default_feeds_only_back_off(r, caplog):
     """Offline (no DNS), the shipped feeds.yaml yields logged, backed-off errors, no crash."""
     import socket
 
+    from core.http import GuardedBackend, GuardedTransport
     from core.settings import Settings
     from ingestor.feeds import load_feeds_file
-    from ingestor.fetcher import GuardedBackend, GuardedTransport
 
     async def no_dns(host: str, port: int):
         raise socket.gaierror(socket.EAI_NONAME, f"Name or service not known: {host}")

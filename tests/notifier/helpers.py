@@ -12,8 +12,8 @@ from core.bus import Delivery
 from core.events import ItemClassified
 from core.models import Item, Labels, Match
 from core.store import ItemStore
+from core.subscriptions import Filter, SubscriptionStore, WebhookChannel, new_subscription
 from notifier.channels.webhook import WebhookSender
-from notifier.subscriptions import Filter, SubscriptionStore, WebhookChannel, new_subscription
 from notifier.worker import Deliverer, NotifierWorker
 
 T0 = datetime.now(UTC).replace(microsecond=0)

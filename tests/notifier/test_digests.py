@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from notifier.alerts import AlertStore
+from core.alerts import AlertStore
+from core.subscriptions import Filter, SubscriptionStore
 from notifier.digests import DigestBuilder, DigestScheduler, trigger_for
-from notifier.subscriptions import Filter, SubscriptionStore
 from tests.notifier.helpers import DELIVERY, classified, item, stored, webhook_sub, wire
 from tests.notifier.receiver import Receiver
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from notifier.alerts import AlertStore
+from core.alerts import AlertStore
+from core.subscriptions import EmailChannel, Filter, SubscriptionStore, new_subscription
 from notifier.channels.email import EmailSender, SmtpConfig
-from notifier.subscriptions import EmailChannel, Filter, SubscriptionStore, new_subscription
 from notifier.worker import Deliverer
 from tests.notifier.helpers import DELIVERY, T0, Clock, classified, item, stored, wire
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.subscriptions import SubscriptionError
 from notifier.manage import build, describe
-from notifier.subscriptions import SubscriptionError
 from tests.notifier.helpers import T0
 
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from core.models import Labels
+from core.subscriptions import Filter, WebhookChannel, new_subscription
 from notifier.routing import AddSource, ExistingAlert, NewAlert, RoutedItem, matches, route
-from notifier.subscriptions import Filter, WebhookChannel, new_subscription
 from tests.notifier.helpers import T0
 
 LAB = Labels(

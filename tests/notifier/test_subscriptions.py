@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from notifier.subscriptions import (
+from core.subscriptions import (
     Digest,
     EmailChannel,
     Filter,

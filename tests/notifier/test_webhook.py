@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from notifier import keys
-from notifier.alerts import AlertStore
+from core import keys
+from core.alerts import AlertStore
+from core.subscriptions import SubscriptionStore
 from notifier.channels.webhook import sign
 from notifier.retry import SCHEDULE_S
-from notifier.subscriptions import SubscriptionStore
 from tests.notifier.helpers import DELIVERY, classified, item, stored, webhook_sub, wire
 from tests.notifier.receiver import Receiver, Reply
 
@@ -157,7 +157,7 @@ async def test_redelivered_event_creates_no_second_alert(setup, r):
 async def test_the_ssrf_guard_refuses_a_private_webhook_at_send_time(r):
     """With the guarded transport production uses (to move into core), a webhook that
     resolves to loopback is refused before any byte leaves, and never retried."""
-    from ingestor.fetcher import GuardedBackend, GuardedTransport
+    from core.http import GuardedBackend, GuardedTransport
     from notifier.channels.webhook import WebhookSender
     from notifier.worker import Deliverer
 

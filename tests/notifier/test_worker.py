@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from core import keys
+from core.alerts import AlertStore
 from core.bus import Bus, Consumer, ensure_group
-from notifier.alerts import AlertStore
-from notifier.subscriptions import Filter
+from core.subscriptions import Filter
 from tests.conftest import eventually
 from tests.notifier.helpers import (
     DELIVERY,

@@ -1,11 +1,12 @@
-"""Which IP addresses a feed fetch may connect to (the SSRF guard's decision).
+"""Which IP addresses newsmon may connect to (the SSRF guard's decision).
 
 Owns: ``forbidden_reason``, the pure decision "may we open a TCP connection to this address",
-with a short human reason when not. Feeds are URLs typed in by users, so a feed (or a redirect
-it answers with) must not make newsmon reach the loopback interface, the LAN, a cloud metadata
-service (169.254.169.254) or any other address that is not on the public internet.
+with a short human reason when not. Feeds and webhooks are URLs typed in by users, so a feed
+(or a redirect it answers with) or a webhook must not make newsmon reach the loopback
+interface, the LAN, a cloud metadata service (169.254.169.254) or any other address that is
+not on the public internet.
 
-Must not: resolve names, open sockets or read settings. The fetcher's network backend calls
+Must not: resolve names, open sockets or read settings. ``core.http.GuardedBackend`` calls
 this for every address a host name resolves to, at connect time; whether private networks are
 allowed (``NEWSMON_ALLOW_PRIVATE_NETWORKS``) is the caller's business.
 """

@@ -15,7 +15,8 @@ optional field keeps the version; renaming or removing one bumps it.
         "digest_id", "subscription": {...}, "period_start", "period_end",
         "alerts": [<alert.created data>, ...]}}
 
-Owns: the payload types. Must not: do I/O.
+Owns: the payload types (in core: stored alerts hold an item and its sources in these
+shapes, and the API shows them). Must not: do I/O.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ Secrets follow Standard Webhooks (https://www.standardwebhooks.com/, "Signature 
 ``whsec_`` + base64 of 24 random bytes. Rotation keeps the old secret valid for an overlap
 during which every request carries both signatures.
 
+Shared by the notifier (which routes and delivers) and the API (which manages them).
+
 Owns: the subscription model, parsing of ``--digest`` specs, secret generation and
 rotation, and CRUD in Redis (``nm:subs``). Must not: route items or send anything.
 """
@@ -18,14 +20,16 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from redis.exceptions import WatchError
 
+from core import keys
 from core.errors import NewsmonError
-from notifier import keys
 
 SECRET_PREFIX = "whsec_"
 DEFAULT_ROTATION_OVERLAP = timedelta(hours=24)
@@ -207,6 +211,27 @@ class SubscriptionStore:
         rows = await self.redis.hgetall(keys.SUBSCRIPTIONS)
         subs = [Subscription.model_validate_json(v) for v in rows.values()]
         return sorted(subs, key=lambda s: (s.created_at, s.id))
+
+    async def update(
+        self, sub_id: str, change: Callable[[Subscription], Subscription]
+    ) -> Subscription | None:
+        """Read-modify-write one subscription under WATCH (a concurrent change, say the
+        notifier disabling it on a 410, is never overwritten); None when it does not exist."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(keys.SUBSCRIPTIONS)
+                    raw = await pipe.hget(keys.SUBSCRIPTIONS, sub_id)
+                    if raw is None:
+                        await pipe.unwatch()
+                        return None
+                    new = change(Subscription.model_validate_json(raw))
+                    pipe.multi()
+                    pipe.hset(keys.SUBSCRIPTIONS, sub_id, new.model_dump_json())
+                    await pipe.execute()
+                    return new
+                except WatchError:
+                    continue
 
     async def remove(self, sub_id: str) -> bool:
         return bool(await self.redis.hdel(keys.SUBSCRIPTIONS, sub_id))

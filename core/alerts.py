@@ -1,4 +1,4 @@
-"""Alerts and their delivery attempts in Redis: the record the API (issue #6) lists.
+"""Alerts and their delivery attempts in Redis: written by the notifier, listed by the API.
 
 An alert is one subscription's notice of one story (``kind="alert"``), or one digest
 bundling several alerts (``kind="digest"``). Its ``webhook_id`` and ``message_id`` are fixed
@@ -9,14 +9,20 @@ Status: ``pending`` (a delivery is due or in flight) → ``delivered`` | ``faile
 (exhausted or refused: also dead-lettered to ``nm:stream:alerts:dead``) | ``cancelled``
 (subscription disabled or removed); ``queued`` (waiting for a digest) → ``digested``.
 
-Owns: the alert and attempt models and their persistence (keys in ``notifier.keys``),
-claiming due deliveries. Must not: route, send, or decide retry times.
+The delivery queue is the ``nm:deliveries:due`` sorted set: the notifier's ``Deliverer``
+claims what is due there. The API queues work the same way (a test alert, a redelivery):
+it writes the alert and makes it due in one transaction, and never sends anything itself.
+
+Owns: the alert and attempt models and their persistence (keys in ``core.keys``), claiming
+due deliveries, queueing test alerts and redeliveries. Must not: route, send, or decide
+retry times.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,10 +31,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import WatchError
 
+from core import keys
 from core.models import Labels
-from notifier import keys
-from notifier.payloads import ItemPayload, SourcePayload
-from notifier.routing import ExistingAlert
+from core.payloads import ItemPayload, SourcePayload
 
 AlertStatus = Literal["pending", "delivered", "failed", "cancelled", "queued", "digested"]
 
@@ -75,6 +80,7 @@ class Alert(BaseModel):
     next_attempt_at: datetime | None = None
     last_error: str | None = None
     folded: bool = False  # over the rate limit: sent in the next digest instead
+    test: bool = False  # made by ``POST /v1/subscriptions/{id}/test``: no item, no story
 
     @property
     def webhook_id(self) -> str:
@@ -94,6 +100,44 @@ def alert_id_for(sub_id: str, story_id: str, event_id: str) -> str:
 
 def epoch(when: datetime) -> float:
     return when.timestamp()
+
+
+REDELIVERABLE: frozenset[AlertStatus] = frozenset({"delivered", "failed", "cancelled"})
+TEST_TITLE = "newsmon test alert"
+
+
+def make_test_alert(sub_id: str, now: datetime) -> Alert:
+    """A test alert for ``sub_id``: a made-up item, so receivers see the real payload shape.
+    Its ids say ``test`` so that no receiver mistakes it for news."""
+    alert_id = "al_test_" + secrets.token_hex(8)
+    item = ItemPayload(
+        id=f"test_{alert_id[8:]}",
+        feed_id="newsmon-test",
+        title=TEST_TITLE,
+        outlet="newsmon",
+        published=now,
+        summary="A test alert sent on request to check this subscription's channel.",
+    )
+    return Alert(
+        id=alert_id,
+        subscription_id=sub_id,
+        story_id=f"test_{alert_id[8:]}",
+        created_at=now,
+        updated_at=now,
+        status="pending",
+        item=item,
+        labels=Labels(),
+        sources=[
+            SourcePayload(
+                item_id=item.id,
+                feed_id=item.feed_id,
+                outlet=item.outlet,
+                title=item.title,
+                published=now,
+            )
+        ],
+        test=True,
+    )
 
 
 class AlertStore:
@@ -129,9 +173,9 @@ class AlertStore:
         ids = await self.redis.zrevrangebyscore(index, hi, "-inf", start=0, num=limit)
         return await self.get_many(list(ids))
 
-    async def existing(self, sub_ids: list[str], story_id: str, pipe: Any) -> dict[str, Any]:
+    async def existing(self, sub_ids: list[str], story_id: str, pipe: Any) -> dict[str, Alert]:
         """Each subscription's alert for ``story_id`` (read on a WATCHing pipeline)."""
-        found: dict[str, Any] = {}
+        found: dict[str, Alert] = {}
         for sub_id in sub_ids:
             alert_id = await pipe.get(keys.story(sub_id, story_id))
             if alert_id is None:
@@ -139,8 +183,7 @@ class AlertStore:
             raw = await pipe.hget(keys.alert(alert_id), "data")
             if raw is None:
                 continue
-            alert = Alert.model_validate_json(raw)
-            found[sub_id] = (ExistingAlert(alert.id, alert.item_ids()), alert)
+            found[sub_id] = Alert.model_validate_json(raw)
         return found
 
     # -- writes (queued on a caller's MULTI pipeline) ----------------------------------------
@@ -154,7 +197,7 @@ class AlertStore:
         score = epoch(alert.created_at)
         pipe.zadd(keys.ALERTS, {alert.id: score})
         pipe.zadd(keys.alerts_of(alert.subscription_id), {alert.id: score})
-        if alert.kind == "alert":
+        if alert.kind == "alert" and not alert.test:
             pipe.set(
                 keys.story(alert.subscription_id, alert.story_id), alert.id, ex=keys.STORY_TTL_S
             )
@@ -212,6 +255,66 @@ class AlertStore:
     async def dead_letters(self, count: int = 100) -> list[tuple[str, dict[str, str]]]:
         rows: list[tuple[str, dict[str, str]]] = await self.redis.xrevrange(keys.DEAD, count=count)
         return rows
+
+    # -- work queued by the API ---------------------------------------------------------------
+    async def create_test(self, sub_id: str, now: datetime) -> Alert:
+        """Store a test alert for ``sub_id`` and make it due now (the Deliverer sends it)."""
+        alert = make_test_alert(sub_id, now)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            self.queue_create(pipe, alert, now)
+            await pipe.execute()
+        return alert
+
+    async def redeliver(self, alert_id: str, now: datetime) -> Alert | None:
+        """Make a finished alert (``REDELIVERABLE``) pending and due now, with a fresh retry
+        schedule (``attempts`` counts this run; the attempt records keep every one). None
+        when the alert is missing or not finished (in flight, waiting for a digest)."""
+
+        def change(a: Alert) -> Alert | None:
+            if a.status not in REDELIVERABLE:
+                return None
+            return a.model_copy(
+                update={
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "last_error": None,
+                    "updated_at": now,
+                }
+            )
+
+        return await self.update(
+            alert_id, change, lambda pipe, new: pipe.zadd(keys.DUE, {new.id: epoch(now)})
+        )
+
+    async def page(
+        self,
+        *,
+        subscription_id: str | None,
+        count: int,
+        after: str | None = None,
+        before: float | None = None,
+    ) -> list[tuple[str, float]]:
+        """Up to ``count`` (alert id, creation time in epoch s), newest first: those after the
+        alert ``after`` (a cursor), else those created before ``before`` (exclusive), else the
+        newest.
+
+        A cursor's position is taken at read time (ZREVRANK), so alerts created while a client
+        pages never shift or repeat what it sees next. If the cursor's alert has gone, the
+        caller's ``before`` (that alert's time) takes over."""
+        index = keys.alerts_of(subscription_id) if subscription_id else keys.ALERTS
+        rows: list[tuple[str, float]]
+        if after is not None:
+            rank = await self.redis.zrevrank(index, after)
+            if rank is not None:
+                start = int(rank) + 1
+                rows = await self.redis.zrevrange(index, start, start + count - 1, withscores=True)
+                return [(str(m), float(sc)) for m, sc in rows]
+        hi = f"({before!r}" if before is not None else "+inf"
+        rows = await self.redis.zrevrangebyscore(
+            index, hi, "-inf", start=0, num=count, withscores=True
+        )
+        return [(str(m), float(sc)) for m, sc in rows]
 
     # -- the due schedule ---------------------------------------------------------------------
     async def claim_due(self, now: datetime, lease_s: float, count: int) -> list[str]:

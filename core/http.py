@@ -1,0 +1,172 @@
+"""The SSRF guard at connect time, for every outbound HTTP client newsmon builds (feed
+fetches, full-text pages, webhooks).
+
+Owns: ``GuardedBackend``, an httpcore network backend that resolves a host itself, vets every
+address with ``core.guard.forbidden_reason`` (or a given policy) and connects to a vetted
+address, never to the name; ``GuardedTransport``, httpx's transport over it; ``resolve``; and
+``Blocked``, raised when the guard refuses. Redirects go through it too, since every new
+origin opens a new connection.
+
+Must not: decide what to fetch, follow redirects, read settings, or know feeds or webhooks:
+whether private networks are allowed (``NEWSMON_ALLOW_PRIVATE_NETWORKS``) is the caller's
+business. Callers wrap ``Blocked`` in their own errors (``ingestor.fetcher.Blocked``, a
+``FetchError``) or record it (a webhook attempt that fails for good).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Final
+
+import httpcore
+import httpx
+
+from core.errors import NewsmonError
+from core.guard import forbidden_reason
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Awaitable[Sequence[IPAddress]]]
+# (host as in the URL, port, one address it resolved to) -> why not, or None to allow.
+Policy = Callable[[str, int, IPAddress], str | None]
+
+DEFAULT_LIMITS: Final = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+
+
+class Blocked(NewsmonError):
+    """The SSRF guard refused to connect: ``host`` resolved to the forbidden ``address``.
+
+    ``url`` is what was being reached (``//host:port`` from the backend, which sees no URL).
+    """
+
+    def __init__(self, url: str, host: str, address: str, reason: str) -> None:
+        super().__init__(f"{url}: refused to connect to {host} ({address}): {reason}")
+        self.url = url
+        self.host = host
+        self.address = address
+        self.reason = reason
+
+
+async def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address ``host`` resolves to, in the resolver's order (IP literals included: the
+    system resolver turns "0x7f.1" or "2130706433" into 127.0.0.1, so they are vetted too)."""
+    try:  # a canonical IP literal needs no resolver thread
+        return [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        pass
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    found: list[IPAddress] = []
+    for family, _, _, _, sockaddr in infos:
+        if family in (socket.AF_INET, socket.AF_INET6):
+            ip = ipaddress.ip_address(sockaddr[0])
+            if ip not in found:
+                found.append(ip)
+    return found
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """An httpcore network backend that resolves the host itself, refuses the connection if
+    ANY of its addresses is forbidden, and then connects to a vetted address, never to the
+    name: a DNS answer that changes between the check and the connect (rebinding) is never
+    used. Redirects go through here too, since every new origin opens a new connection.
+
+    TLS still verifies the original host name: httpcore calls ``connect_tcp(host=<URL host>)``
+    and then, on the stream we return, ``start_tls(ssl_context, server_hostname=<URL host>)``.
+    We only change where the TCP socket goes, so SNI and certificate checking (the context has
+    ``check_hostname=True``) are against the name in the URL, not the IP we dialled.
+    """
+
+    def __init__(
+        self,
+        *,
+        allow_private: bool = False,
+        policy: Policy | None = None,
+        resolver: Resolver = resolve,
+        inner: httpcore.AsyncNetworkBackend | None = None,
+    ) -> None:
+        self._policy: Policy = policy or (_allow_all if allow_private else _guard_policy)
+        self._resolver = resolver
+        self._inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await self._resolve(host, port, timeout)
+        for ip in addresses:  # all of them: we must not let the OS pick a forbidden one later
+            reason = self._policy(host, port, ip)
+            if reason is not None:
+                raise Blocked(f"//{host}:{port}", host, str(ip), reason)
+        last_error: Exception = httpcore.ConnectError(f"no address for {host}")
+        for ip in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    str(ip),
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except httpcore.ConnectError as e:
+                last_error = e
+        raise last_error
+
+    async def _resolve(self, host: str, port: int, limit: float | None) -> Sequence[IPAddress]:
+        try:
+            async with asyncio.timeout(limit):
+                return await self._resolver(host, port)
+        except TimeoutError as e:
+            raise httpcore.ConnectTimeout(f"resolving {host} took over {limit} s") from e
+        except OSError as e:  # socket.gaierror
+            raise httpcore.ConnectError(f"cannot resolve {host}: {e}") from e
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError(f"unix sockets are not fetched ({path})")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def _guard_policy(host: str, port: int, ip: IPAddress) -> str | None:
+    return forbidden_reason(ip)
+
+
+def _allow_all(host: str, port: int, ip: IPAddress) -> str | None:
+    return None
+
+
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's own transport, over a connection pool that connects through ``backend``."""
+
+    def __init__(
+        self,
+        backend: GuardedBackend,
+        *,
+        verify: ssl.SSLContext | bool = True,
+        limits: httpx.Limits = DEFAULT_LIMITS,
+    ) -> None:
+        context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify)
+        # Proxies from the environment would connect for us and bypass the guard: trust_env off.
+        super().__init__(verify=context, trust_env=False, limits=limits)
+        # httpx offers no public parameter for httpcore's network backend, so replace the
+        # (still unused) pool it built with the same pool over our backend. Request building,
+        # response wrapping and error mapping stay httpx's own.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=backend,
+        )
