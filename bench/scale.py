@@ -184,7 +184,7 @@ def measure(server: EmbeddedRedis, items: list[Item], k: int, tmp: Path) -> Run:
 
 # -- the section ----------------------------------------------------------------------------
 def _row(cells: list[str]) -> str:
-    return f"{cells[0]:>10}" + "".join(f"{c:>13}" for c in cells[1:])
+    return f"{cells[0]:>10}" + "".join(f"{c:>14}" for c in cells[1:])
 
 
 def report(runs: list[Run], version: str) -> None:
