@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,10 +26,17 @@ from notifier.manage import build, describe
 from runner.roles import make_fetcher, make_parse_pool, make_poller, sync_feeds_file, utcnow
 
 
-async def _handle(settings: Settings) -> RedisHandle:
+@contextlib.asynccontextmanager
+async def _redis(settings: Settings, *, feeds: bool = False) -> AsyncIterator[RedisHandle]:
+    """Redis for one command (the embedded server is started or attached to, and stopped
+    again if this command started it); ``feeds``: sync the feeds file in first."""
     handle = await connect(settings)
-    await sync_feeds_file(settings, handle)
-    return handle
+    try:
+        if feeds:
+            await sync_feeds_file(settings, handle)
+        yield handle
+    finally:
+        await handle.close()
 
 
 async def feeds_add(
@@ -51,11 +60,8 @@ async def feeds_add(
         )
         print(f"newsmon: invalid feed: {problems}", file=sys.stderr)
         return 1
-    handle = await _handle(settings)
-    try:
+    async with _redis(settings, feeds=True) as handle:
         added = await FeedRegistry(handle.client).add(feed, now=utcnow())
-    finally:
-        await handle.close()
     if not added:
         print(f"newsmon: a feed with id {feed.id} already exists", file=sys.stderr)
         return 1
@@ -64,13 +70,10 @@ async def feeds_add(
 
 
 async def feeds_list(settings: Settings, as_json: bool) -> int:
-    handle = await _handle(settings)
-    try:
+    async with _redis(settings, feeds=True) as handle:
         registry = FeedRegistry(handle.client)
         feeds = await registry.all()
         states = await registry.states([f.id for f in feeds])
-    finally:
-        await handle.close()
     rows = []
     for feed in feeds:
         state = states.get(feed.id)
@@ -101,11 +104,8 @@ async def feeds_list(settings: Settings, as_json: bool) -> int:
 
 
 async def feeds_remove(settings: Settings, feed_id: str) -> int:
-    handle = await _handle(settings)
-    try:
+    async with _redis(settings, feeds=True) as handle:
         removed = await FeedRegistry(handle.client).remove(feed_id)
-    finally:
-        await handle.close()
     if not removed:
         print(f"newsmon: no feed with id {feed_id}", file=sys.stderr)
         return 1
@@ -115,8 +115,7 @@ async def feeds_remove(settings: Settings, feed_id: str) -> int:
 
 async def poll(settings: Settings, feed_ids: list[str], progress: bool | None = None) -> int:
     """Poll the given feeds (default: every enabled feed) now, print a summary, exit."""
-    handle = await _handle(settings)
-    try:
+    async with _redis(settings, feeds=True) as handle:
         registry = FeedRegistry(handle.client)
         feeds = {f.id: f for f in await registry.all()}
         unknown = [f for f in feed_ids if f not in feeds]
@@ -135,8 +134,6 @@ async def poll(settings: Settings, feed_ids: list[str], progress: bool | None = 
             reports = await _with_progress(scheduler, chosen, progress)
         if pool is not None:
             pool.shutdown()
-    finally:
-        await handle.close()
     _summary(reports)
     return 3 if any(r.outcome == "failed" for r in reports) else 0
 
@@ -181,8 +178,7 @@ def _summary(reports: list[PollReport]) -> None:
 
 async def keys(settings: Settings, args: Any) -> int:
     """``newsmon keys create|list|revoke``: API keys, stored hashed in Redis."""
-    handle = await connect(settings)
-    try:
+    async with _redis(settings) as handle:
         store = ApiKeys(handle.client)
         if args.keys_command == "create":
             key, token = await store.create(args.name, args.scope or ["read"], now=utcnow())
@@ -205,8 +201,6 @@ async def keys(settings: Settings, args: Any) -> int:
         if not ok:
             print(f"newsmon: no active key with id {args.key_id}", file=sys.stderr)
         return 0 if ok else 1
-    finally:
-        await handle.close()
 
 
 def offline(settings: Settings, args: Any) -> int:
@@ -226,12 +220,9 @@ def offline(settings: Settings, args: Any) -> int:
 async def reclassify(settings: Settings, since: datetime | None) -> int:
     from classifier import commands as cc
 
-    handle = await connect(settings)
-    try:
+    async with _redis(settings) as handle:
         bus = Bus(handle.client, maxlen=settings.stream_maxlen)
         n = await cc.reclassify(ItemStore(handle.client), bus, since=since)
-    finally:
-        await handle.close()
     print(f"{n} items queued for reclassification")
     return 0
 
@@ -254,11 +245,8 @@ async def subscriptions_add(settings: Settings, args: Any) -> int:
         rate_limit=args.rate_limit,
         secret=args.secret,
     )
-    handle = await connect(settings)
-    try:
+    async with _redis(settings) as handle:
         await SubscriptionStore(handle.client).put(sub)
-    finally:
-        await handle.close()
     if args.json:
         print(json.dumps(describe(sub, show_secret=True)))
     else:
@@ -269,11 +257,8 @@ async def subscriptions_add(settings: Settings, args: Any) -> int:
 
 
 async def subscriptions_list(settings: Settings, as_json: bool) -> int:
-    handle = await connect(settings)
-    try:
+    async with _redis(settings) as handle:
         subs = await SubscriptionStore(handle.client).list_all()
-    finally:
-        await handle.close()
     if as_json:
         print(json.dumps([describe(s) for s in subs], indent=2))
         return 0
@@ -285,11 +270,8 @@ async def subscriptions_list(settings: Settings, as_json: bool) -> int:
 
 
 async def subscriptions_remove(settings: Settings, sub_id: str) -> int:
-    handle = await connect(settings)
-    try:
+    async with _redis(settings) as handle:
         removed = await SubscriptionStore(handle.client).remove(sub_id)
-    finally:
-        await handle.close()
     if not removed:
         print(f"newsmon: no subscription with id {sub_id}", file=sys.stderr)
         return 1
