@@ -25,6 +25,7 @@ from api.deps import Classify
 from api.metrics import LatencyMiddleware, Metrics
 from api.routers import alerts, export, feeds, health, items, stories, stream, subscriptions
 from api.routers import classify as classify_router
+from core.alerts import AlertStore
 from core.apikeys import ApiKeys
 from core.settings import Settings
 from core.store import ItemStore
@@ -59,6 +60,7 @@ def create_app(
     app.state.settings = settings
     app.state.redis = redis
     app.state.store = ItemStore(redis)
+    app.state.alerts = AlertStore(redis, stream_maxlen=settings.stream_maxlen)
     app.state.apikeys = ApiKeys(redis)
     app.state.require_keys = bool(getattr(settings, "api_require_keys", False))
     app.state.classify = classify

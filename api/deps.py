@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.problems import ApiProblem
+from core.alerts import AlertStore
 from core.apikeys import ApiKey, ApiKeys, Scope
 from core.models import Labels
 from core.store import ItemStore
@@ -26,16 +27,23 @@ Clock = Callable[[], datetime]
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer nmk_…`")
 
 
-def _store(request: Request) -> ItemStore:
+# Dependencies are ``async def`` even when they do not await: FastAPI runs a plain ``def``
+# dependency in a worker thread, which cost more than the rest of a list request.
+async def _store(request: Request) -> ItemStore:
     store: ItemStore = request.app.state.store
     return store
 
 
-def _redis(request: Request) -> Any:
+async def _alerts(request: Request) -> AlertStore:
+    alerts: AlertStore = request.app.state.alerts
+    return alerts
+
+
+async def _redis(request: Request) -> Any:
     return request.app.state.redis
 
 
-def _clock(request: Request) -> Clock:
+async def _clock(request: Request) -> Clock:
     clock: Clock = request.app.state.clock
     return clock
 
@@ -67,6 +75,7 @@ def _require(scope: Scope) -> Callable[..., Awaitable[ApiKey | None]]:
 
 
 StoreDep = Annotated[ItemStore, Depends(_store)]
+AlertsDep = Annotated[AlertStore, Depends(_alerts)]
 RedisDep = Annotated[Any, Depends(_redis)]
 ClockDep = Annotated[Clock, Depends(_clock)]
 ReadKey = Annotated[ApiKey | None, Depends(_require("read"))]

@@ -85,7 +85,7 @@ def _q_words(q: str | None) -> tuple[str, ...]:
     return tuple(found)
 
 
-def item_filters(
+async def item_filters(
     topic: Annotated[
         str | None, Query(pattern=LABEL_ID, examples=["border_security"], description="Topic id.")
     ] = None,

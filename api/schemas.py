@@ -580,3 +580,18 @@ class Problem(BaseModel):
     status: int
     detail: str | None = None
     errors: list[dict[str, str]] | None = None
+
+
+# -- live stream ---------------------------------------------------------------------------
+class AlertEventOut(BaseModel):
+    """The `data` of an `alert` event of `/v1/stream`."""
+
+    type: Literal["alert.created", "alert.delivered", "alert.failed"] = Field(
+        description="Created (routed, queued for a digest, a digest, a test alert), or a "
+        "delivery run ended."
+    )
+    at: datetime = Field(description="When the change happened.")
+    channel: Literal["webhook", "email"] = Field(description="The subscription's channel kind.")
+    status: AlertStatus = Field(description="The alert's status as of this event.")
+    attempts: int = Field(description="Attempts of the delivery run as of this event.")
+    alert: AlertOut = Field(description="The alert as stored when this event was sent.")

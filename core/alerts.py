@@ -9,13 +9,18 @@ Status: ``pending`` (a delivery is due or in flight) → ``delivered`` | ``faile
 (exhausted or refused: also dead-lettered to ``nm:stream:alerts:dead``) | ``cancelled``
 (subscription disabled or removed); ``queued`` (waiting for a digest) → ``digested``.
 
+Every alert change that a live client cares about is published as an event on
+``nm:stream:alert-events`` in the transaction that commits the change (an outbox, like
+``item.classified``): ``alert.created`` when an alert is stored, ``alert.delivered`` /
+``alert.failed`` when a delivery run ends. ``queue_event`` queues one on a caller's MULTI.
+
 The delivery queue is the ``nm:deliveries:due`` sorted set: the notifier's ``Deliverer``
 claims what is due there. The API queues work the same way (a test alert, a redelivery):
 it writes the alert and makes it due in one transaction, and never sends anything itself.
 
-Owns: the alert and attempt models and their persistence (keys in ``core.keys``), claiming
-due deliveries, queueing test alerts and redeliveries. Must not: route, send, or decide
-retry times.
+Owns: the alert and attempt models and their persistence (keys in ``core.keys``) with its
+events, claiming due deliveries, queueing test alerts and redeliveries. Must not: route,
+send, or decide retry times.
 """
 
 from __future__ import annotations
@@ -26,16 +31,20 @@ import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import WatchError
 
 from core import keys
+from core.bus import Bus
+from core.events import AlertCreated, AlertEvent
 from core.models import Labels
 from core.payloads import ItemPayload, SourcePayload
 
 AlertStatus = Literal["pending", "delivered", "failed", "cancelled", "queued", "digested"]
+ChannelKind = Literal["webhook", "email"]
+E = TypeVar("E", bound=AlertEvent)
 
 # Claim due deliveries: take up to ARGV[3] ids due by ARGV[1] and push each to ARGV[2] (the
 # lease's end), atomically, so two notifier processes never send one delivery at once and a
@@ -52,7 +61,7 @@ class Attempt(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     at: datetime
-    channel: Literal["webhook", "email"]
+    channel: ChannelKind
     outcome: Literal["delivered", "retry", "gone", "failed"]
     status: int | None = None  # HTTP status, or SMTP reply code
     latency_ms: float = 0.0
@@ -102,6 +111,25 @@ def epoch(when: datetime) -> float:
     return when.timestamp()
 
 
+def alert_event(cls: type[E], alert: Alert, channel: ChannelKind) -> E:
+    """The ``cls`` event for ``alert`` as it is now: ids, state and times, never the payload
+    or the channel's address."""
+    return cls(
+        alert_id=alert.id,
+        subscription_id=alert.subscription_id,
+        kind=alert.kind,
+        item_id=alert.item.id if alert.item is not None and not alert.test else None,
+        story_id=alert.story_id,
+        channel=channel,
+        status=alert.status,
+        attempts=alert.attempts,
+        test=alert.test,
+        created_at=alert.created_at,
+        updated_at=alert.updated_at,
+        occurred_at=alert.updated_at,
+    )
+
+
 REDELIVERABLE: frozenset[AlertStatus] = frozenset({"delivered", "failed", "cancelled"})
 TEST_TITLE = "newsmon test alert"
 
@@ -141,10 +169,12 @@ def make_test_alert(sub_id: str, now: datetime) -> Alert:
 
 
 class AlertStore:
-    """Alert records, attempts, story pointers and the due-delivery schedule."""
+    """Alert records, attempts, story pointers, the due-delivery schedule and the alert
+    events (``stream_maxlen``: their stream's approximate cap, as ``NEWSMON_STREAM_MAXLEN``)."""
 
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: Any, *, stream_maxlen: int = 100_000) -> None:
         self.redis: Any = redis
+        self.events = Bus(redis, maxlen=stream_maxlen)
 
     # -- reads (also the API's) ------------------------------------------------------------
     async def get(self, alert_id: str) -> Alert | None:
@@ -236,6 +266,13 @@ class AlertStore:
                 except WatchError:
                     continue
 
+    def queue_event(
+        self, pipe: Any, cls: type[AlertEvent], alert: Alert, channel: ChannelKind
+    ) -> None:
+        """Publish ``cls`` for ``alert`` (as the same MULTI saves it) on the alert events
+        stream: published if and only if the change commits."""
+        self.events.queue(pipe, keys.STREAM_ALERT_EVENTS, alert_event(cls, alert, channel))
+
     @staticmethod
     def queue_attempt(pipe: Any, alert_id: str, attempt: Attempt) -> None:
         pipe.rpush(keys.attempts(alert_id), attempt.model_dump_json())
@@ -257,11 +294,13 @@ class AlertStore:
         return rows
 
     # -- work queued by the API ---------------------------------------------------------------
-    async def create_test(self, sub_id: str, now: datetime) -> Alert:
-        """Store a test alert for ``sub_id`` and make it due now (the Deliverer sends it)."""
+    async def create_test(self, sub_id: str, channel: ChannelKind, now: datetime) -> Alert:
+        """Store a test alert for ``sub_id`` (whose channel is a ``channel``) and make it due
+        now (the Deliverer sends it)."""
         alert = make_test_alert(sub_id, now)
         async with self.redis.pipeline(transaction=True) as pipe:
             self.queue_create(pipe, alert, now)
+            self.queue_event(pipe, AlertCreated, alert, channel)
             await pipe.execute()
         return alert
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -65,8 +65,56 @@ class ItemClassified(Event):
     labels: Labels
 
 
+class AlertEvent(Event):
+    """Base of the alert events: an alert's state as committed with the change, and nothing
+    a channel needs (no payload, no webhook URL, no recipients, no secret).
+
+    ``occurred_at`` is the alert's ``updated_at``; ``status`` is one of ``core.alerts``'
+    statuses; ``attempts`` counts the attempts of the current delivery run.
+    """
+
+    alert_id: str
+    subscription_id: str
+    kind: Literal["alert", "digest"] = "alert"
+    item_id: str | None = None  # the story's first item; None for a digest or a test
+    story_id: str = ""
+    channel: Literal["webhook", "email"]
+    status: str
+    attempts: int = 0
+    test: bool = False
+    created_at: datetime
+    updated_at: datetime
+
+
+class AlertCreated(AlertEvent):
+    """An alert was stored: routed (``pending``, or ``queued`` for a digest), a digest, or a
+    test alert."""
+
+    TYPE: ClassVar[str] = "alert.created"
+
+
+class AlertDelivered(AlertEvent):
+    """A delivery run ended delivered."""
+
+    TYPE: ClassVar[str] = "alert.delivered"
+
+
+class AlertFailed(AlertEvent):
+    """A delivery run ended failed: retries exhausted or refused (also dead-lettered)."""
+
+    TYPE: ClassVar[str] = "alert.failed"
+
+
 EVENT_TYPES: dict[tuple[str, int], type[Event]] = {
-    (cls.TYPE, cls.VERSION): cls for cls in (ItemIngested, ItemUpdated, ItemClassified)
+    (cls.TYPE, cls.VERSION): cls
+    for cls in (
+        ItemIngested,
+        ItemUpdated,
+        ItemClassified,
+        AlertCreated,
+        AlertDelivered,
+        AlertFailed,
+    )
 }
 
 

@@ -14,6 +14,8 @@ Subscriptions and alerts (the notifier's, listed and changed by the API too):
 - ``nm:digest:{sub_id}``: sorted set of alert ids waiting for the subscription's next digest.
 - ``nm:rate:{sub_id}:{hour}``: instant alerts sent in that UTC hour (rate limit).
 - ``nm:stream:alerts:dead``: dead-lettered (exhausted or refused) alerts.
+- ``nm:stream:alert-events``: ``alert.*`` events, written in the transaction of the change
+  they report (an outbox); read by the API's live stream.
 
 Owns: naming. Must not: talk to Redis.
 """
@@ -25,6 +27,9 @@ PREFIX = "nm"
 # Streams (events between roles)
 STREAM_ITEMS = f"{PREFIX}:stream:items"  # item.ingested / item.updated → classifier
 STREAM_CLASSIFIED = f"{PREFIX}:stream:classified"  # item.classified → notifier, API
+# alert.created / alert.delivered / alert.failed → API (its live stream). Not
+# ``nm:stream:alerts``: that name's dead-letter stream would be ``DEAD`` below.
+STREAM_ALERT_EVENTS = f"{PREFIX}:stream:alert-events"
 
 # Consumer groups
 GROUP_CLASSIFIER = "classifier"

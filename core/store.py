@@ -1,7 +1,8 @@
 """The item store in Redis: items by stable id, plus time indexes for filtered queries.
 
 Layout (names in ``core.keys``):
-- ``nm:item:{id}``: a hash with ``item`` (JSON), ``labels`` (JSON), ``ingested_at``,
+- ``nm:item:{id}``: a hash with ``item`` (JSON), ``card`` (JSON of the list-view fields,
+  ``CARD_FIELDS``, so list pages need not parse whole items), ``labels`` (JSON), ``ingested_at``,
   ``classified_at``, ``member`` (the item's index member), ``label_idx`` (JSON list of the
   label indexes it is in), ``applied`` (the id of the last classification event applied)
   and, when ``upsert_many`` stored it, ``batch`` (that call's token).
@@ -58,6 +59,11 @@ class Upsert(enum.Enum):
 # Key names only this module uses (the rest are in core.keys).
 INDEX_SCORE = f"{keys.PREFIX}:idx:score"
 STORIES = f"{keys.PREFIX}:stories"
+# The fields of an item a list page shows (the API's ItemOut without its times and labels).
+CARD_FIELDS: set[str] = {
+    *("id", "feed_id", "title", "url", "outlet", "language", "summary", "published")
+}
+_CARD_ROW = ("card", "ingested_at", "classified_at", "labels")
 LABEL_KINDS = ("topic", "official", "country", "organisation")
 BATCH_ATTEMPTS = 3  # upsert_many's tries at one transaction before going item by item
 
@@ -68,6 +74,33 @@ def labels_key(kind: str) -> str:
 
 
 # Adds one member (score 0) to every key given.
+# A list page's rows in one command (a pipeline of one HMGET per item cost more client CPU
+# than the rest of the request): for each item key, its _CARD_ROW fields, flattened.
+_CARD_ROWS = """
+local out = {}
+for i = 1, #KEYS do
+  local row = redis.call('HMGET', KEYS[i], unpack(ARGV))
+  for j = 1, #ARGV do out[#out + 1] = row[j] or false end
+end
+return out
+"""
+
+# The common list page (one index, no other filter) in one round trip: the index's members
+# newest first from ARGV[1] down to ARGV[2], at most ARGV[3] (= page size + 1, to know
+# whether a next page exists), then the _CARD_ROW fields (ARGV[5..]) of the first ARGV[3] - 1
+# items (item key = ARGV[4] .. the id after the member's "{15 digits}:").
+_ONE_INDEX_PAGE = """
+local n = tonumber(ARGV[3])
+local members = redis.call('ZREVRANGEBYLEX', KEYS[1], ARGV[1], ARGV[2], 'LIMIT', 0, n)
+local fields = {unpack(ARGV, 5)}
+local out = {members}
+for i = 1, math.min(#members, n - 1) do
+  local row = redis.call('HMGET', ARGV[4] .. string.sub(members[i], 17), unpack(fields))
+  for j = 1, #fields do out[#out + 1] = row[j] or false end
+end
+return out
+"""
+
 _ZADD_ALL = """
 for i = 1, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[1]) end
 return #KEYS
@@ -149,6 +182,12 @@ def _ms(when: datetime) -> int:
 def index_member(item: Item) -> str:
     """The member an item has in every time index (time-ordered, unique)."""
     return f"{max(_ms(item.published), 0):015d}:{item.id}"
+
+
+def card_json(item: Item) -> str:
+    """The item's list-view fields (``CARD_FIELDS``) as JSON, stored beside the item so a
+    list page is assembled from stored strings instead of parsing every item whole."""
+    return item.model_dump_json(include=CARD_FIELDS)
 
 
 def content_digest(item: Item) -> str:
@@ -244,11 +283,30 @@ class Page:
     next_cursor: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Card:
+    """One item of a list page as stored: JSON strings and timestamps, unparsed. ``card``
+    is None for an item stored before cards existed (read it whole with ``get``)."""
+
+    item_id: str
+    card: str | None
+    ingested_at: str
+    classified_at: str | None
+    labels: str | None
+
+
+@dataclass(frozen=True)
+class CardPage:
+    cards: list[Card]
+    next_cursor: str | None
+
+
 class ItemStore:
     """Items and their indexes in Redis. The clock is passed in by callers (``now``)."""
 
     def __init__(self, redis: Any) -> None:
         self.redis: Any = redis  # RESP2 replies, decoded: see core.bus.Bus
+        self._one_index_page = redis.register_script(_ONE_INDEX_PAGE)  # EVALSHA, loads once
 
     async def add(self, item: Item, *, now: datetime, outbox: Outbox | None = None) -> bool:
         """Store a new item; False (and no change) when it is already stored (by id, guid or
@@ -415,6 +473,7 @@ class ItemStore:
             keys.item_key(item.id),
             mapping={
                 "item": item.model_dump_json(),
+                "card": card_json(item),
                 "digest": content_digest(item),
                 "feed": item.feed_id,
                 "ingested_at": now.astimezone(UTC).isoformat(),
@@ -444,6 +503,7 @@ class ItemStore:
             key,
             mapping={
                 "item": item.model_dump_json(),
+                "card": card_json(item),
                 "digest": content_digest(item),
                 "member": member,
                 "idx": json.dumps(idx),
@@ -543,16 +603,65 @@ class ItemStore:
 
     async def query(self, q: ItemQuery) -> Page:
         """Newest first, every filter applied, ``q.limit`` items and the next page's cursor."""
+        ids, next_cursor = await self._find(q)
+        return Page(items=await self.get_many(ids), next_cursor=next_cursor)
+
+    async def query_cards(self, q: ItemQuery) -> CardPage:
+        """``query`` as stored JSON, for the list view: per item its card (the list-view
+        fields, see ``CARD_FIELDS``), ingested/classified time and labels, unparsed."""
+        indexes = q.positive_indexes()
+        if len(indexes) == 1 and q.relevant is not False and q.min_score is None:
+            return await self._one_index_cards(indexes[0], q)
+        ids, next_cursor = await self._find(q)
+        flat = (
+            await self.redis.eval(
+                _CARD_ROWS, len(ids), *(keys.item_key(i) for i in ids), *_CARD_ROW
+            )
+            if ids
+            else []
+        )
+        width = len(_CARD_ROW)
+        cards = [
+            Card(item_id, *flat[n * width : (n + 1) * width])
+            for n, item_id in enumerate(ids)
+            if flat[n * width + 1] is not None  # deleted meanwhile (as get_many skips it)
+        ]
+        return CardPage(cards=cards, next_cursor=next_cursor)
+
+    async def _one_index_cards(self, index: str, q: ItemQuery) -> CardPage:
+        """``query_cards`` when one index decides (``_find``'s result, one round trip)."""
+        if q.cursor is not None and not _MEMBER.match(q.cursor):
+            raise BadCursor(f"cursor {q.cursor!r} was not issued by this store")
+        lo = f"[{max(_ms(q.since), 0):015d}" if q.since else "-"
+        reply = await self._one_index_page(
+            keys=[index], args=[_upper_bound(q), lo, q.limit + 1, keys.item_key(""), *_CARD_ROW]
+        )
+        members: list[str] = reply[0]
+        flat = reply[1:]
+        width = len(_CARD_ROW)
+        cards = [
+            Card(member.split(":", 1)[1], *flat[n * width : (n + 1) * width])
+            for n, member in enumerate(members[: q.limit])
+            if flat[n * width + 1] is not None  # deleted meanwhile (as get_many skips it)
+        ]
+        more = len(members) > q.limit
+        return CardPage(cards=cards, next_cursor=members[q.limit - 1] if more else None)
+
+    async def _find(self, q: ItemQuery) -> tuple[list[str], str | None]:
+        """The ids of the page ``q`` asks for, in order, and the next page's cursor."""
         if q.cursor is not None and not _MEMBER.match(q.cursor):
             raise BadCursor(f"cursor {q.cursor!r} was not issued by this store")
         indexes = q.positive_indexes()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for index in indexes:
-                pipe.zcard(index)
-            sizes: list[int] = await pipe.execute()
-        if min(sizes) == 0:
-            return Page(items=[], next_cursor=None)
-        driver = indexes[sizes.index(min(sizes))]
+        if len(indexes) == 1:
+            driver = indexes[0]  # nothing to choose: save the round trip
+        else:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for index in indexes:
+                    pipe.zcard(index)
+                sizes: list[int] = await pipe.execute()
+            if min(sizes) == 0:
+                return [], None
+            driver = indexes[sizes.index(min(sizes))]
         others = [index for index in indexes if index != driver]
         hi = _upper_bound(q)
         lo = f"[{max(_ms(q.since), 0):015d}" if q.since else "-"
@@ -578,13 +687,11 @@ class ItemStore:
                 break
             if q.max_scan is not None and scanned >= q.max_scan and len(found) < q.limit:
                 # Out of budget: hand back what we have and where we stopped.
-                items = await self.get_many([m.split(":", 1)[1] for m in found])
-                return Page(items=items, next_cursor=members[-1])
-        items = await self.get_many([m.split(":", 1)[1] for m in found])
+                return _ids(found), members[-1]
         if not found or exhausted:
-            return Page(items=items, next_cursor=None)
+            return _ids(found), None
         more = more or (len(found) == q.limit and await self._has_more(driver, hi, lo))
-        return Page(items=items, next_cursor=found[-1] if more else None)
+        return _ids(found), found[-1] if more else None
 
     async def _filter(self, members: list[str], others: list[str], q: ItemQuery) -> list[str]:
         exclude_relevant = q.relevant is False
@@ -701,6 +808,10 @@ class ItemStore:
                     await pipe.execute()
                 done += 1
             hi = f"({members[-1]}"
+
+
+def _ids(members: list[str]) -> list[str]:
+    return [m.split(":", 1)[1] for m in members]
 
 
 def _upper_bound(q: ItemQuery) -> str:

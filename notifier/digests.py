@@ -3,9 +3,9 @@
 Queued alerts are a digest subscription's matches, plus an instant subscription's matches
 over its rate limit (folded). ``DigestBuilder.flush`` takes every alert queued up to now, in
 one WATCH/MULTI transaction: marks them ``digested``, creates one ``kind="digest"`` alert
-listing them and puts it on the due schedule, so the ``Deliverer`` sends it (signed webhook
-``digest.created``, or one email) with the same retries as any alert. An empty queue makes
-no digest: a digest is never sent empty.
+listing them (published as ``alert.created``) and puts it on the due schedule, so the
+``Deliverer`` sends it (signed webhook ``digest.created``, or one email) with the same
+retries as any alert. An empty queue makes no digest: a digest is never sent empty.
 
 ``DigestScheduler`` runs APScheduler's ``AsyncIOScheduler`` with one cron job per
 subscription: hourly on the hour (UTC), or daily at HH:MM in the subscription's time zone
@@ -32,6 +32,7 @@ from redis.exceptions import WatchError
 
 from core import keys
 from core.alerts import Alert, AlertStore, epoch
+from core.events import AlertCreated
 from core.subscriptions import Subscription, SubscriptionStore
 
 log = logging.getLogger(__name__)
@@ -49,11 +50,19 @@ def trigger_for(sub: Subscription) -> CronTrigger | None:
 
 
 class DigestBuilder:
-    def __init__(self, redis: Any, *, clock: Clock, wake: asyncio.Event | None = None) -> None:
+    def __init__(
+        self,
+        redis: Any,
+        *,
+        clock: Clock,
+        wake: asyncio.Event | None = None,
+        stream_maxlen: int = 100_000,
+    ) -> None:
         self.redis: Any = redis
         self.clock = clock
         self.wake = wake
         self.subscriptions = SubscriptionStore(redis)
+        self.alerts = AlertStore(redis, stream_maxlen=stream_maxlen)
 
     async def flush(self, sub_id: str) -> str | None:
         """Make the digest of everything queued for ``sub_id`` up to now; its id, or None."""
@@ -81,6 +90,7 @@ class DigestBuilder:
                             pipe, child.model_copy(update={"status": "digested", "updated_at": now})
                         )
                     AlertStore.queue_create(pipe, digest, now)
+                    self.alerts.queue_event(pipe, AlertCreated, digest, sub.channel.kind)
                     await pipe.execute()
                     break
                 except WatchError:

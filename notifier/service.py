@@ -36,9 +36,12 @@ class Notifier:
         webhook_timeout_s: float = DEFAULT_TIMEOUT_S,
         concurrency: int = 64,
         lease_s: float = DEFAULT_LEASE_S,
+        stream_maxlen: int = 100_000,
     ) -> None:
         self.wake = asyncio.Event()
-        self.worker = NotifierWorker(redis, clock=clock, wake=self.wake)
+        self.worker = NotifierWorker(
+            redis, clock=clock, wake=self.wake, stream_maxlen=stream_maxlen
+        )
         self.sender = WebhookSender(transport=transport, timeout_s=webhook_timeout_s)
         self.deliverer = Deliverer(
             redis,
@@ -48,8 +51,11 @@ class Notifier:
             wake=self.wake,
             concurrency=concurrency,
             lease_s=max(lease_s, webhook_timeout_s * 2),
+            stream_maxlen=stream_maxlen,
         )
-        self.digests = DigestScheduler(DigestBuilder(redis, clock=clock, wake=self.wake))
+        self.digests = DigestScheduler(
+            DigestBuilder(redis, clock=clock, wake=self.wake, stream_maxlen=stream_maxlen)
+        )
 
     async def run(self, stop: asyncio.Event, consumer: Runnable) -> None:
         """Run until ``stop``: the consumer of ``item.classified``, deliveries, digests."""

@@ -14,6 +14,12 @@ Two loops share one Redis:
   ends), sends them through the channel, records the attempt and either finishes the alert
   or schedules the next attempt (``retry``).
 
+Each alert change a live client cares about is published on ``nm:stream:alert-events`` in
+the same MULTI as the change (``AlertStore.queue_event``): ``alert.created`` with the new
+alert, ``alert.delivered`` / ``alert.failed`` with the attempt that ended a delivery run.
+Nothing is published for a change that did not commit, and nothing committed goes
+unpublished.
+
 At least once: a sender killed after its POST left but before the attempt was recorded
 resends after the lease with the same ``webhook-id`` (Standard Webhooks), which receivers
 dedupe on.
@@ -38,7 +44,7 @@ from redis.exceptions import WatchError
 from core import keys
 from core.alerts import Alert, AlertStore, Attempt, alert_id_for, epoch
 from core.bus import Delivery
-from core.events import Event, ItemClassified
+from core.events import AlertCreated, AlertDelivered, AlertFailed, Event, ItemClassified
 from core.models import Item
 from core.payloads import ItemPayload, SourcePayload
 from core.store import ItemStore
@@ -74,17 +80,23 @@ def hour_of(now: datetime) -> int:
 
 
 class NotifierWorker:
-    """Routes classified items to alerts. ``wake`` is set when a delivery became due."""
+    """Routes classified items to alerts. ``wake`` is set when a delivery became due;
+    ``stream_maxlen`` caps the alert events stream."""
 
     def __init__(
-        self, redis: Any, *, clock: Clock = utcnow, wake: asyncio.Event | None = None
+        self,
+        redis: Any,
+        *,
+        clock: Clock = utcnow,
+        wake: asyncio.Event | None = None,
+        stream_maxlen: int = 100_000,
     ) -> None:
         self.redis: Any = redis
         self.clock = clock
         self.wake = wake
         self.items = ItemStore(redis)
         self.subscriptions = SubscriptionStore(redis)
-        self.alerts = AlertStore(redis)
+        self.alerts = AlertStore(redis, stream_maxlen=stream_maxlen)
 
     async def handle(self, event: Event, delivery: Delivery) -> None:
         if not isinstance(event, ItemClassified):
@@ -186,6 +198,7 @@ class NotifierWorker:
             folded=folded,
         )
         AlertStore.queue_create(pipe, alert, now if instant else None)
+        self.alerts.queue_event(pipe, AlertCreated, alert, sub.channel.kind)
         if instant and limit is not None:
             rate_key = keys.rate(sub.id, hour_of(now))
             pipe.incr(rate_key)
@@ -216,7 +229,7 @@ class Deliverer:
 
     ``clock`` decides what is due and when the next attempt is (tests drive it by hand);
     ``rand`` draws the retry jitter; ``lease_s`` is how long a claimed delivery stays
-    invisible to other senders.
+    invisible to other senders; ``stream_maxlen`` caps the alert events stream.
     """
 
     def __init__(
@@ -232,6 +245,7 @@ class Deliverer:
         batch: int = 100,
         idle_s: float = 1.0,
         wake: asyncio.Event | None = None,
+        stream_maxlen: int = 100_000,
     ) -> None:
         self.redis: Any = redis
         self.webhook = webhook
@@ -242,7 +256,7 @@ class Deliverer:
         self.batch = batch
         self.idle_s = idle_s
         self.wake = wake or asyncio.Event()
-        self.alerts = AlertStore(redis)
+        self.alerts = AlertStore(redis, stream_maxlen=stream_maxlen)
         self.subscriptions = SubscriptionStore(redis)
         self._slots = asyncio.Semaphore(concurrency)
 
@@ -369,6 +383,9 @@ class Deliverer:
                 pipe.zrem(keys.DUE, alert.id)
             if final:
                 AlertStore.queue_dead_letter(pipe, new, error or "failed")
+            if when is None:  # the run ended: delivered, or failed for good
+                ended = AlertDelivered if new.status == "delivered" else AlertFailed
+                self.alerts.queue_event(pipe, ended, new, sub.channel.kind)
 
         await self.alerts.update(alert.id, change, also)
         if result.outcome is Outcome.GONE:

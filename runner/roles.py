@@ -244,6 +244,7 @@ async def _notifier(settings: Settings, handle: RedisHandle, stop: asyncio.Event
         webhook_timeout_s=settings.webhook_timeout_s,
         concurrency=settings.notifier_concurrency,
         lease_s=settings.notifier_lease_s,
+        stream_maxlen=settings.stream_maxlen,
     )
     c = consumer(
         settings, handle, keys.STREAM_CLASSIFIED, keys.GROUP_NOTIFIER, notifier.worker.handle

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
+from api import listing
 from api.deps import ReadKey, StoreDep
 from api.filters import Filters, item_filters
 from api.problems import ApiProblem
-from api.schemas import ItemDetail, ItemOut, ItemPage, Problem
+from api.schemas import ItemDetail, ItemPage, Problem
 
 router = APIRouter(prefix="/v1/items", tags=["items"])
 
@@ -46,9 +47,13 @@ async def list_items(
     filters: FiltersDep,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> ItemPage:
-    page = await store.query(filters.query(limit=limit, cursor=cursor, max_scan=max_scan(request)))
-    return ItemPage(items=[ItemOut.of(s) for s in page.items], next_cursor=page.next_cursor)
+) -> Response:
+    query = filters.query(limit=limit, cursor=cursor, max_scan=max_scan(request))
+    page = await store.query_cards(query)
+    missing = [c.item_id for c in page.cards if c.card is None]
+    fallback = {s.item.id: s for s in await store.get_many(missing)} if missing else {}
+    # Assembled from stored JSON (see api/listing.py); the body is an ItemPage.
+    return Response(listing.render(page, fallback), media_type="application/json")
 
 
 @router.get(

@@ -27,7 +27,7 @@ from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 
-from api.deps import AdminKey, ClockDep, ReadKey, RedisDep
+from api.deps import AdminKey, AlertsDep, ClockDep, ReadKey, RedisDep
 from api.problems import ApiProblem, invalid
 from api.schemas import (
     SUBSCRIPTION_ID,
@@ -45,7 +45,6 @@ from api.schemas import (
     to_channel,
     to_filter,
 )
-from core.alerts import AlertStore
 from core.subscriptions import (
     Digest,
     Subscription,
@@ -179,7 +178,12 @@ async def delete_subscription(sub_id: SubId, redis: RedisDep, _key: AdminKey) ->
     responses={**_404, **_DISABLED},
 )
 async def send_test(
-    sub_id: SubId, redis: RedisDep, clock: ClockDep, _key: AdminKey, response: Response
+    sub_id: SubId,
+    redis: RedisDep,
+    alerts: AlertsDep,
+    clock: ClockDep,
+    _key: AdminKey,
+    response: Response,
 ) -> TestQueued:
     """Queue a test alert (a made-up item titled "newsmon test alert") to this subscription's
     channel. Follow it at `/v1/alerts/{alert_id}`."""
@@ -189,7 +193,7 @@ async def send_test(
     if not sub.enabled:
         raise ApiProblem(409, "Conflict", "the subscription is disabled: enable it first")
     now = clock()
-    alert = await AlertStore(redis).create_test(sub.id, now)
+    alert = await alerts.create_test(sub.id, sub.channel.kind, now)
     response.headers["Location"] = f"/v1/alerts/{alert.id}"
     return TestQueued(alert_id=alert.id, subscription_id=sub.id, due_at=now)
 

@@ -12,6 +12,7 @@ import httpx
 from core import keys
 from core.alerts import Alert, AlertStatus, AlertStore, Attempt
 from core.apikeys import ApiKeys
+from core.events import AlertCreated, decode
 from core.payloads import ItemPayload
 from notifier.channels.webhook import WebhookSender
 from notifier.worker import Deliverer
@@ -203,4 +204,13 @@ async def test_test_and_redeliver_reach_a_real_receiver_through_the_notifier(cli
             assert shown["status"] == "delivered" and shown["attempts"] == 1
             assert [a["status"] for a in shown["delivery_attempts"]] == [200, 200]
             assert await deliverer.step() == 0
+        # published as it was stored and as each delivery run ended
+        events = [decode(f) for _, f in await r.xrange(keys.STREAM_ALERT_EVENTS)]
+        assert [(e.TYPE, getattr(e, "alert_id", None)) for e in events] == [
+            ("alert.created", alert_id),
+            ("alert.delivered", alert_id),
+            ("alert.delivered", alert_id),
+        ]
+        assert isinstance(events[0], AlertCreated)
+        assert (events[0].test, events[0].item_id, events[0].channel) == (True, None, "webhook")
         assert rx.rejected == []

@@ -1,0 +1,59 @@
+"""List pages as JSON assembled from stored strings: ``GET /v1/items`` without parsing items.
+
+A list page is most of the API's traffic. Parsing every item whole (its text included) into
+models and serialising it again cost ~40 µs an item; the store keeps each item's list-view
+fields as JSON (its ``card``) and its labels as JSON, so a page is string work. The output is
+the same JSON value ``ItemOut`` serialises to (``tests/api/test_listing.py`` checks that);
+an item stored before cards existed is rendered through ``ItemOut``.
+
+Owns: that assembly. Must not: touch Redis (the caller reads the cards).
+"""
+
+from __future__ import annotations
+
+import json
+
+from api.schemas import ItemOut
+from core.models import StoredItem
+from core.store import Card, CardPage
+
+_UTC = "+00:00"
+
+
+def rfc3339(stored: str) -> str:
+    """A stored ``isoformat()`` UTC time as pydantic writes it (``…Z``)."""
+    if not stored.endswith(_UTC):
+        raise ValueError(f"not a UTC time as the store writes it: {stored!r}")
+    return stored[: -len(_UTC)] + "Z"
+
+
+def card_out(card: Card) -> str | None:
+    """One ``ItemOut`` as JSON, or None when the card is missing (use ``item_out``)."""
+    if card.card is None or not card.card.endswith("}"):
+        return None
+    classified = f'"{rfc3339(card.classified_at)}"' if card.classified_at else "null"
+    return (
+        f'{card.card[:-1]},"ingested_at":"{rfc3339(card.ingested_at)}",'
+        f'"classified_at":{classified},"labels":{card.labels or "null"}}}'
+    )
+
+
+def item_out(stored: StoredItem) -> str:
+    return ItemOut.of(stored).model_dump_json()
+
+
+def page_json(cards: list[str], next_cursor: str | None) -> str:
+    """An ``ItemPage`` from its items' JSON."""
+    return f'{{"items":[{",".join(cards)}],"next_cursor":{json.dumps(next_cursor)}}}'
+
+
+def render(page: CardPage, fallback: dict[str, StoredItem]) -> str:
+    """The page; ``fallback`` holds the items whose card is missing, read whole."""
+    out: list[str] = []
+    for card in page.cards:
+        fast = card_out(card)
+        if fast is not None:
+            out.append(fast)
+        elif card.item_id in fallback:
+            out.append(item_out(fallback[card.item_id]))
+    return page_json(out, page.next_cursor)
