@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Any
 
-from fastapi import Query
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from api.problems import invalid
 from core.models import Item, Labels
@@ -85,34 +87,73 @@ def _q_words(q: str | None) -> tuple[str, ...]:
     return tuple(found)
 
 
-async def item_filters(
-    topic: Annotated[
-        str | None, Query(pattern=LABEL_ID, examples=["border_security"], description="Topic id.")
-    ] = None,
-    official: Annotated[str | None, Query(pattern=LABEL_ID, examples=["hun_manet"])] = None,
-    country: Annotated[str | None, Query(pattern=LABEL_ID, examples=["laos"])] = None,
-    feed: Annotated[str | None, Query(pattern=FEED, examples=["khmer-times"])] = None,
-    story: Annotated[str | None, Query(pattern=STORY, description="Story id.")] = None,
-    relevant: Annotated[bool | None, Query(description="Only (ir)relevant items.")] = None,
-    min_score: Annotated[
-        float | None, Query(ge=0.0, le=1.0, description="Classified items scoring at least this.")
-    ] = None,
-    since: Annotated[
-        datetime | None, Query(description="Published at or after (RFC 3339).")
-    ] = None,
-    until: Annotated[
-        datetime | None, Query(description="Published at or before (RFC 3339).")
-    ] = None,
-    q: Annotated[
-        str | None,
-        Query(
-            max_length=200,
-            examples=["border patrol"],
-            description="Words that must all occur in the title or text (case and accents "
-            "ignored).",
-        ),
-    ] = None,
-) -> Filters:
+class FilterParams(BaseModel):
+    """The filters as query parameters.
+
+    ``item_filters`` validates them itself, in one pydantic call, and routes document them
+    with ``FILTER_PARAMETERS``: declared to FastAPI, one by one or as a parameter model,
+    they cost 0.3–0.5 ms a request in FastAPI's per-request parameter handling, more than
+    the rest of a list page.
+    """
+
+    topic: str | None = Field(
+        None, pattern=LABEL_ID, examples=["border_security"], description="Topic id."
+    )
+    official: str | None = Field(None, pattern=LABEL_ID, examples=["hun_manet"])
+    country: str | None = Field(None, pattern=LABEL_ID, examples=["laos"])
+    feed: str | None = Field(None, pattern=FEED, examples=["khmer-times"])
+    story: str | None = Field(None, pattern=STORY, description="Story id.")
+    relevant: bool | None = Field(None, description="Only (ir)relevant items.")
+    min_score: float | None = Field(
+        None, ge=0.0, le=1.0, description="Classified items scoring at least this."
+    )
+    since: datetime | None = Field(None, description="Published at or after (RFC 3339).")
+    until: datetime | None = Field(None, description="Published at or before (RFC 3339).")
+    q: str | None = Field(
+        None,
+        max_length=200,
+        examples=["border patrol"],
+        description="Words that must all occur in the title or text (case and accents ignored).",
+    )
+
+
+_NAMES = tuple(FilterParams.model_fields)
+
+
+def _parameters() -> list[dict[str, Any]]:
+    """``FilterParams`` as OpenAPI query parameters (what FastAPI would write for them)."""
+    schema = FilterParams.model_json_schema()
+    out = []
+    for name, prop in schema["properties"].items():
+        prop = dict(prop)
+        parameter: dict[str, Any] = {"name": name, "in": "query", "required": False}
+        if "description" in prop:
+            parameter["description"] = prop.pop("description")
+        if "examples" in prop:
+            parameter["examples"] = {
+                f"example{n}": {"value": v} for n, v in enumerate(prop.pop("examples"))
+            }
+        prop.pop("default", None)
+        parameter["schema"] = prop
+        out.append(parameter)
+    return out
+
+
+FILTER_PARAMETERS = _parameters()
+# For a route taking ``item_filters``: ``@router.get(..., openapi_extra=FILTER_OPENAPI)``.
+FILTER_OPENAPI: dict[str, Any] = {"parameters": FILTER_PARAMETERS}
+
+
+async def item_filters(request: Request) -> Filters:
+    """The filters of the request's query string (other parameters are left alone)."""
+    query = request.query_params
+    try:
+        params = FilterParams.model_validate({k: query[k] for k in _NAMES if k in query})
+    except ValidationError as e:
+        raise RequestValidationError(
+            [{**err, "loc": ("query", *err["loc"])} for err in e.errors()]
+        ) from None
+    since, until = params.since, params.until
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise invalid(name, "needs a time zone (RFC 3339, e.g. 2024-05-01T00:00:00Z)")
@@ -124,14 +165,14 @@ async def item_filters(
     if since is not None and until is not None and since > until:
         raise invalid("since", "must not be after until")
     return Filters(
-        topic=topic,
-        official=official,
-        country=country,
-        feed=feed,
-        story=story,
-        relevant=relevant,
-        min_score=min_score,
+        topic=params.topic,
+        official=params.official,
+        country=params.country,
+        feed=params.feed,
+        story=params.story,
+        relevant=params.relevant,
+        min_score=params.min_score,
         since=since,
         until=until,
-        q=_q_words(q),
+        q=_q_words(params.q),
     )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api import atom
 from api.deps import ClockDep, ReadKey, StoreDep
-from api.filters import Filters, item_filters
+from api.filters import FILTER_OPENAPI, Filters, item_filters
 from api.routers.items import Cursor, max_scan
 from api.schemas import Problem
 
@@ -27,6 +27,7 @@ MEDIA_TYPE = "application/atom+xml"
         403: {"model": Problem, "description": "The key lacks the scope."},
         422: {"model": Problem, "description": "A parameter is invalid (named in `errors`)."},
     },
+    openapi_extra=FILTER_OPENAPI,
 )
 async def export_atom(
     request: Request,

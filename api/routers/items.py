@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from api import listing
 from api.deps import ReadKey, StoreDep
-from api.filters import Filters, item_filters
+from api.filters import FILTER_OPENAPI, Filters, item_filters
 from api.problems import ApiProblem
 from api.schemas import ItemDetail, ItemPage, Problem
 
@@ -39,7 +39,7 @@ def max_scan(request: Request) -> int:
     return int(getattr(request.app.state.settings, "api_max_scan", 50_000))
 
 
-@router.get("", response_model=ItemPage, responses=_ERRORS)
+@router.get("", response_model=ItemPage, responses=_ERRORS, openapi_extra=FILTER_OPENAPI)
 async def list_items(
     request: Request,
     store: StoreDep,

@@ -40,7 +40,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api.deps import AlertsDep, ReadKey, RedisDep, StoreDep
-from api.filters import Filters, item_filters
+from api.filters import FILTER_OPENAPI, Filters, item_filters
 from api.problems import invalid
 from api.schemas import AlertEventOut, AlertOut, ItemOut, Problem
 from core import keys
@@ -236,6 +236,7 @@ _ID_DOC = (
             "`Last-Event-ID` this API did not send.",
         },
     },
+    openapi_extra=FILTER_OPENAPI,
 )
 async def stream(
     request: Request,
