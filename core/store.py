@@ -11,9 +11,14 @@ Layout (names in ``core.keys``):
   member is a unique, stable cursor. One index per topic, official, country, feed, plus
   "all" and "relevant". A query walks the smallest matching index newest-first with
   ZREVRANGEBYLEX and checks the other filters with ZMSCORE: it never scans every item.
-- Word indexes (``nm:idx:word:{word}``, same members) hold every item whose title or text
-  has the word (``words``: case-folded, accents stripped, 2–40 letters or digits), so ``q``
-  is one more index to intersect. They are listed in the item's ``idx`` and move with it.
+- Word indexes (``nm:idx:word:{word}``, same members) hold every classified item whose title
+  or text has the word (``words``: case-folded, accents stripped, 2–40 letters or digits), so
+  ``q`` is one more index to intersect. They are listed in the item's ``idx`` and move with
+  it. ``set_labels`` adds them, once per content (the hash's ``words`` holds the ``digest``
+  indexed), not ingestion: a text has ~300 distinct words, and those index entries were most
+  of Redis's work in a poll, paid before anyone could query the item anyway (as reader's
+  search index is its own step). An update drops the old text's words; the new text's come
+  with its classification. So ``q`` finds an item once it is classified.
 - ``nm:idx:score`` scores each classified item's member by its labels' score (``min_score``).
 - Stories: an item's ``story`` field (from ``set_story``, or ``Labels.story_id`` once the
   classifier gives one) puts it in ``nm:idx:story:{id}``; ``nm:stories`` scores each story
@@ -168,6 +173,9 @@ def words(text: str) -> list[str]:
     return list(seen)
 
 
+_WORD_PREFIX = keys.index_key("word", "")
+
+
 def word_indexes(item: Item) -> list[str]:
     return [keys.index_key("word", w) for w in words(f"{item.title}\n{item.text or item.summary}")]
 
@@ -205,6 +213,12 @@ def _aliases(item: Item) -> list[str]:
     if item.url:
         out.append(keys.alias_key("url", item_id_for(url=item.url)))
     return out
+
+
+def _add_all_json(current: str | None, values: list[str]) -> str:
+    listed: list[str] = json.loads(current or "[]")
+    have = set(listed)
+    return json.dumps(listed + [v for v in values if v not in have])
 
 
 def _add_json(current: str | None, value: str) -> str:
@@ -468,7 +482,7 @@ class ItemStore:
 
     def _queue_new(self, pipe: Any, item: Item, now: datetime, aliases: list[str]) -> None:
         member = index_member(item)
-        base = [keys.INDEX_ALL, keys.index_key("feed", item.feed_id), *word_indexes(item)]
+        base = [keys.INDEX_ALL, keys.index_key("feed", item.feed_id)]  # words: set_labels
         pipe.hset(
             keys.item_key(item.id),
             mapping={
@@ -494,11 +508,8 @@ class ItemStore:
     ) -> None:
         key = keys.item_key(item.id)
         member = index_member(item)
-        word_prefix = keys.index_key("word", "")
         old_idx: list[str] = json.loads(idx_json)
-        old_words = {k for k in old_idx if k.startswith(word_prefix)}
-        new_words = word_indexes(item)
-        idx = [k for k in old_idx if not k.startswith(word_prefix)] + new_words
+        idx = [k for k in old_idx if not k.startswith(_WORD_PREFIX)]
         pipe.hset(
             key,
             mapping={
@@ -509,11 +520,11 @@ class ItemStore:
                 "idx": json.dumps(idx),
             },
         )
-        for index in old_words - set(new_words):  # words the new text lost
-            pipe.zrem(index, old_member)
-        added = sorted(set(new_words) - old_words)  # the _REINDEX below moves the kept ones
-        if added:
-            pipe.eval(_ZADD_ALL, len(added), *added, member)
+        # The old text's words go; the new text's come with its classification (set_labels;
+        # an update publishes item.updated, which the classifier classifies again).
+        for index in old_idx:
+            if index.startswith(_WORD_PREFIX):
+                pipe.zrem(index, old_member)
         if member != old_member:  # the published time changed: move it in every index
             pipe.eval(_REINDEX, 2, key, INDEX_SCORE, old_member, member)
             if story:
@@ -538,14 +549,27 @@ class ItemStore:
             while True:
                 try:
                     await pipe.watch(key)
-                    applied, member, old_idx = await pipe.hmget(
-                        key, "applied", "member", "label_idx"
+                    applied, member, old_idx, digest, indexed, idx, raw = await pipe.hmget(
+                        key, "applied", "member", "label_idx", "digest", "words", "idx", "item"
                     )
                     if member is None or applied == event_id:
                         await pipe.unwatch()
                         return False
                     new_idx = label_indexes(labels)
+                    # The text's words, once per content (``digest``): not at ingestion, so
+                    # polling does not pay for ~300 index entries an item (see module doc).
+                    word_idx = (
+                        word_indexes(Item.model_validate_json(raw))
+                        if indexed != digest and raw is not None
+                        else []
+                    )
                     pipe.multi()
+                    if word_idx:
+                        pipe.eval(_ZADD_ALL, len(word_idx), *word_idx, member)
+                        pipe.hset(
+                            key,
+                            mapping={"words": digest, "idx": _add_all_json(idx, word_idx)},
+                        )
                     pipe.hset(
                         key,
                         mapping={
@@ -785,29 +809,6 @@ class ItemStore:
                     pipe.zcard(keys.index_key(kind, label))
             counts = iter(await pipe.execute())
         return {kind: {label: int(next(counts)) for label in names[kind]} for kind in LABEL_KINDS}
-
-    async def reindex_words(self, batch: int = 500) -> int:
-        """Give items stored before word indexes existed their word indexes (idempotent)."""
-        done, hi = 0, "+"
-        word_prefix = keys.index_key("word", "")
-        while True:
-            members: list[str] = await self.redis.zrevrangebylex(keys.INDEX_ALL, hi, "-", 0, batch)
-            if not members:
-                return done
-            for member in members:
-                key = keys.item_key(member.split(":", 1)[1])
-                raw, idx = await self.redis.hmget(key, "item", "idx")
-                if raw is None:
-                    continue
-                base = [k for k in json.loads(idx or "[]") if not k.startswith(word_prefix)]
-                new = word_indexes(Item.model_validate_json(raw))
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    pipe.hset(key, "idx", json.dumps(base + new))
-                    for index in new:
-                        pipe.zadd(index, {member: 0})
-                    await pipe.execute()
-                done += 1
-            hi = f"({members[-1]}"
 
 
 def _ids(members: list[str]) -> list[str]:

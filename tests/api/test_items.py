@@ -33,7 +33,8 @@ async def test_filters_combine_newest_first(client, world):
     assert await _ids(client, "?relevant=true") == [two]
     assert await _ids(client, "?relevant=false&topic=border_security") == [one]
     assert await _ids(client, "?min_score=0.5") == [three, two]
-    assert await _ids(client, "?q=border") == [four, two, one]
+    # Words are indexed with the classification: the unclassified item 4 is not found yet.
+    assert await _ids(client, "?q=border") == [two, one]
     assert await _ids(client, "?q=BORDER+patrol") == [one]
     assert await _ids(client, "?q=bördér&topic=border_security") == [two, one]
     assert await _ids(client, "?q=nowhere") == []

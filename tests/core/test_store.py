@@ -170,6 +170,35 @@ async def test_changed_item_is_updated_in_place_and_reindexed(r):
     assert again is Upsert.SAME
 
 
+async def test_words_are_indexed_with_the_classification_once_per_content(r):
+    store = ItemStore(r)
+    item = _feed_item("a", guid="g", url="https://x.test/1", title="Mekong patrol", minutes=1)
+    await store.upsert(item, now=NOW)
+    assert (await store.query(ItemQuery(q=("patrol",)))).items == []  # not classified yet
+    await store.set_labels(item.id, _labels("demining"), event_id="e1", now=NOW)
+    found = await store.query(ItemQuery(q=("mekong", "patrol")))
+    assert [s.item.id for s in found.items] == [item.id]
+    word = keys.index_key("word", "patrol")
+    member = (await r.zrange(word, 0, -1))[0]
+    # Classifying the same content again indexes nothing again.
+    await store.set_labels(item.id, _labels("terrorism"), event_id="e2", now=NOW)
+    assert await r.zrange(word, 0, -1) == [member]
+    idx = await r.hget(keys.item_key(item.id), "idx")
+    assert idx.count(word) == 1
+    # An update drops the old text's words (at once) and indexes the new text's with its
+    # classification, at the new time.
+    changed = _feed_item("a", guid="g", url="https://x.test/1", title="Flood relief", minutes=9)
+    await store.upsert(changed, now=NOW)
+    assert await r.zcard(word) == 0
+    assert (await store.query(ItemQuery(q=("flood",)))).items == []
+    await store.set_labels(item.id, _labels("disaster_relief"), event_id="e3", now=NOW)
+    assert [s.item.id for s in (await store.query(ItemQuery(q=("flood",)))).items] == [item.id]
+    assert (await store.query(ItemQuery(q=("patrol",)))).items == []
+    assert await r.zrange(keys.index_key("word", "relief"), 0, -1) == [
+        await r.hget(keys.item_key(item.id), "member")
+    ]
+
+
 # --- upsert_many ----------------------------------------------------------------------------
 
 
