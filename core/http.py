@@ -33,7 +33,9 @@ Resolver = Callable[[str, int], Awaitable[Sequence[IPAddress]]]
 # (host as in the URL, port, one address it resolved to) -> why not, or None to allow.
 Policy = Callable[[str, int, IPAddress], str | None]
 
-DEFAULT_LIMITS: Final = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+# Keep every connection the pool may open: with fewer kept alive than feeds polled at once,
+# each round closed and reopened the surplus (a new TCP handshake per 304).
+DEFAULT_LIMITS: Final = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 
 
 class Blocked(NewsmonError):
