@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal, NamedTuple, cast
 
 import ahocorasick
 import yaml
@@ -132,6 +132,11 @@ def local_checks(conds: tuple[Condition, ...]) -> tuple[LocalCheck, ...]:
     return tuple(out)
 
 
+# One label a hit of a rule gives, as the engine reports it: (kind, label, rule id, the
+# rule's weight). A rule gives its own label, then each it implies.
+Evidence = tuple[LabelKind, str, str, float]
+
+
 @dataclass(frozen=True, slots=True)
 class Term:
     """One written form of a rule, as the automaton knows it."""
@@ -140,16 +145,39 @@ class Term:
     written: str  # as written in the rules file
     cased: str  # normalised without case folding, for match_case rules
     rule: Rule
-    # Precomputed for the engine's hot loop: a hit of a `simple` term needs no local test
-    # (no case, no conditions); `needs_labels` is the rule's (phase two).
-    simple: bool = True
+    # Precomputed for the engine, from the rule. `plain`: every hit counts (no case, no
+    # conditions, no context requirement). `local`: a hit needs a test of its own (case,
+    # proximity, field). `item_level`: the rule has conditions decided per item (label,
+    # kind, near without within). `needs_labels`: the rule's (phase two).
+    plain: bool = True
+    local: bool = False
+    item_level: bool = False
     needs_labels: bool = False
     # The rule's hit-level conditions, precompiled (see local_checks).
     local_all: tuple[LocalCheck, ...] = ()
     local_any: tuple[LocalCheck, ...] = ()
     local_none: tuple[LocalCheck, ...] = ()
-    # The rule has conditions decided per item (label, kind, near without within).
-    item_level: bool = False
+    # What a hit gives when the rule fires, sorted, without repeats.
+    evidence: tuple[Evidence, ...] = ()
+
+
+class KeyData(NamedTuple):
+    """What the engine needs to know of one automaton key, precomputed so that its hot loop
+    only unpacks it. ``head``/``tail``: the key's first/last character is a letter or digit,
+    so the whole-word test must look at the text beside it. ``contends``: the key takes part
+    in the longest-match contest (it has label terms, or is an ``ignore`` phrase). ``plain``:
+    the evidence of its plain terms (see ``Term.plain``), sorted; ``conditional``: its other
+    terms; ``local``: one of those needs a test of the hit (``Term.local``). ``names``: the
+    lexicons the key is a word of, among those that conditions ask about."""
+
+    length: int
+    head: bool
+    tail: bool
+    contends: bool
+    plain: tuple[Evidence, ...]
+    conditional: tuple[Term, ...]
+    local: bool
+    names: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,10 +193,7 @@ class Relevance:
 class Lexicon:
     """A validated, compiled rules file.
 
-    ``automaton`` maps key → ``(len(key), check_head, check_tail, Terms having that key,
-    names of lexicons holding it, all those Terms simple)``; ``check_head``/``check_tail``
-    say whether the key's first/last character is a letter or digit, so the whole-word test
-    needs to look at the text beside it.
+    ``automaton`` maps every normalised term and lexicon word to its :class:`KeyData`.
     ``version`` is ``<declared>+<12 hex of the file's SHA-256>`` when loaded from a file.
     """
 
@@ -328,7 +353,7 @@ def build_lexicon(raw: object) -> Lexicon:
         rules=tuple(builder.rules),
         terms=tuple(builder.terms),
         ignored=ignored,
-        automaton=_compile(builder.terms, ignored, builder.lexicons),
+        automaton=_compile(builder.terms, ignored, builder.lexicons, _watched(builder.rules)),
         lexicons=builder.lexicons,
         relevance=relevance,
         title_weight=title_weight,
@@ -674,20 +699,24 @@ def _terms(rule: Rule, written: list[str], where: str) -> list[Term]:
         key = normalise_term(text)
         if not any(ch.isalnum() for ch in key):
             raise LexiconError(f"{where}: term {text!r} has no letters or digits", rule=rule.id)
-        simple = not (rule.match_case or rule.all or rule.any or rule.none)
-        cased = normalise_term(text, fold_case=False)
+        conds = (*rule.all, *rule.any, *rule.none)
+        checks = local_checks(rule.all), local_checks(rule.any), local_checks(rule.none)
+        evidence = [(rule.kind, rule.label, rule.id, rule.weight)]
+        evidence += ((kind, label, rule.id, rule.weight) for kind, label in rule.implies)
         out.append(
             Term(
                 key,
                 text,
-                cased,
+                normalise_term(text, fold_case=False),
                 rule,
-                simple,
-                rule.needs_labels,
-                local_checks(rule.all),
-                local_checks(rule.any),
-                local_checks(rule.none),
-                any(not _is_local(c) for c in (*rule.all, *rule.any, *rule.none)),
+                plain=not (rule.match_case or conds or rule.needs_labels),
+                local=rule.match_case or any(checks),
+                item_level=any(not _is_local(c) for c in conds),
+                needs_labels=rule.needs_labels,
+                local_all=checks[0],
+                local_any=checks[1],
+                local_none=checks[2],
+                evidence=tuple(sorted(set(evidence))),
             )
         )
     return out
@@ -713,9 +742,22 @@ def _check_duplicates(terms: list[Term], ignored: tuple[str, ...]) -> None:
         raise LexiconError(f"ignore: {shadowed} are also label terms")
 
 
+def _watched(rules: list[Rule]) -> frozenset[str]:
+    """The lexicons that conditions ask about (the others are only lists of terms)."""
+    return frozenset(
+        c.lexicon for r in rules for c in (*r.all, *r.any, *r.none) if c.kind == "near"
+    )
+
+
 def _compile(
-    terms: list[Term], ignored: tuple[str, ...], lexicons: Mapping[str, tuple[str, ...]]
+    terms: list[Term],
+    ignored: tuple[str, ...],
+    lexicons: Mapping[str, tuple[str, ...]],
+    watched: frozenset[str],
 ) -> Any:
+    """The automaton over every term and lexicon word, each key with its KeyData. A key's
+    ``names`` are its ``watched`` lexicons only, so the engine notes no words that no
+    condition asks about."""
     by_key: dict[str, list[Term]] = {key: [] for key in ignored}
     for term in terms:
         by_key.setdefault(term.key, []).append(term)
@@ -725,14 +767,22 @@ def _compile(
             cues.setdefault(word, []).append(name)
     automaton = ahocorasick.Automaton()
     for key in sorted({*by_key, *cues}):
-        found = tuple(by_key.get(key, ()))
-        info = (
+        found = by_key.get(key, [])
+        names = tuple(name for name in cues.get(key, ()) if name in watched)
+        # An `ignore` phrase has no terms; a lexicon word with no terms never contends.
+        contends = bool(found) or key not in cues
+        if not (contends or names):
+            continue  # only a word of lexicons that nothing asks about
+        conditional = tuple(term for term in found if not term.plain)
+        info = KeyData(
             len(key),
             key[0].isalnum(),
             key[-1].isalnum(),
-            found,
-            tuple(cues.get(key, ())),
-            all(term.simple for term in found),
+            contends,
+            tuple(sorted({ev for term in found if term.plain for ev in term.evidence})),
+            conditional,
+            any(term.local for term in conditional),
+            names,
         )
         automaton.add_word(key, info)
     automaton.make_automaton()

@@ -334,6 +334,55 @@ def test_longest_match_wins(classifier: Classifier) -> None:
     assert {(m.kind, m.label) for m in rcaf} == {("organisation", "rcaf"), ("country", "cambodia")}
 
 
+# Terms that overlap each other in every way (nested, chained, same start, same end); the
+# longest, "b c d e", is cancelled by an "f" next to it, and must then not shadow others.
+_OVERLAPS = """\
+version: "o1"
+lexicons:
+  f: [f]
+topics:
+  t:
+    rules:
+      r: [a b, b c, a b c, c d, d, e a, c d e a b]
+      cancelled:
+        terms: [b c d e]
+        none: [{near: f, within: 1}]
+officials: {o: {rules: {r: [zz]}}}
+countries: {c: {rules: {r: [yy]}}}
+organisations: {g: {rules: {r: [xx]}}}
+"""
+_TERMS = ["a b", "b c", "a b c", "c d", "d", "e a", "c d e a b", "b c d e"]
+
+
+def _contest_by_hand(words: list[str]) -> list[tuple[int, int]]:
+    """Spans the longest-match rule gives for ``_OVERLAPS``, found the slow way: every
+    occurrence of every term, longest first (then earliest), dropping overlaps."""
+    starts = [sum(len(w) + 1 for w in words[:i]) for i in range(len(words))]
+    found = []
+    for term in _TERMS:
+        size = len(term.split())
+        for i in range(len(words) - size + 1):
+            if words[i : i + size] != term.split():
+                continue
+            if term == "b c d e" and "f" in words[max(i - 1, 0) : i + size + 1]:
+                continue  # cancelled: an "f" within one word
+            found.append((starts[i], starts[i] + len(term)))
+    won: list[tuple[int, int]] = []
+    for start, end in sorted(found, key=lambda span: (span[0] - span[1], span[0])):
+        if all(end <= w_start or start >= w_end for w_start, w_end in won):
+            won.append((start, end))
+    return sorted(won)
+
+
+@settings(max_examples=300, deadline=None)
+@given(words=st.lists(st.sampled_from("abcdef"), max_size=30))
+def test_longest_match_wins_in_any_overlap(tmp_path_factory, words: list[str]) -> None:
+    path = tmp_path_factory.mktemp("overlaps") / "rules.yaml"
+    path.write_text(_OVERLAPS, encoding="utf-8")
+    labels = Classifier(load_lexicon(path)).classify("", " ".join(words))
+    assert sorted((m.start, m.end) for m in labels.matches) == _contest_by_hand(words)
+
+
 def test_evidence_points_at_the_original_text(classifier: Classifier) -> None:
     title = "Cambodia–Laos border security talks"
     text = (

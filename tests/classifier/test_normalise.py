@@ -83,3 +83,13 @@ def test_offset_map_is_consistent(original: str) -> None:
 def test_normalising_twice_changes_nothing(original: str) -> None:
     once = normalise(original).text
     assert normalise(once).text == once
+
+
+@given(st.text(), st.data())
+def test_spans_map_back_alike_one_by_one_or_all_at_once(original: str, data: st.DataObject) -> None:
+    norm = normalise(original)
+    cuts = sorted(data.draw(st.sets(st.integers(0, len(norm.text)))) | {0, len(norm.text)})
+    spans = [(start, end) for start, end in itertools.pairwise(cuts) if start < end]
+    expected = [norm.original_span(start, end) for start, end in spans]
+    assert norm.original_spans(spans) == expected
+    assert expected == [(norm.starts[start], norm.ends[end - 1]) for start, end in spans]
