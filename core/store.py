@@ -451,12 +451,18 @@ class ItemStore:
                 await pipe.unwatch()
                 return ours
             pipe.multi()
+            # Per item: its hash (with this batch's token), its indexes, its event; the
+            # aliases and the count once for the batch (each queued command costs client CPU).
+            aliases: dict[str, str] = {}
             for n, own in candidates:
                 if n in new:
-                    self._queue_new(pipe, batch[n], now, own[1:])
-                    pipe.hset(own[0], "batch", token)
+                    self._queue_new(pipe, batch[n], now, [], count=False, batch=token)
+                    aliases.update((alias, batch[n].id) for alias in own[1:])
                     if on_new is not None:
                         on_new(pipe, batch[n])
+            if aliases:
+                pipe.mset(aliases)
+            pipe.hincrby(keys.STATS, "items_ingested", len(new))
             try:
                 await pipe.execute()
             except WatchError:
@@ -480,28 +486,38 @@ class ItemStore:
                 return str(target)
         return None
 
-    def _queue_new(self, pipe: Any, item: Item, now: datetime, aliases: list[str]) -> None:
+    def _queue_new(
+        self,
+        pipe: Any,
+        item: Item,
+        now: datetime,
+        aliases: list[str],
+        *,
+        count: bool = True,
+        batch: str | None = None,
+    ) -> None:
         member = index_member(item)
         base = [keys.INDEX_ALL, keys.index_key("feed", item.feed_id)]  # words: set_labels
-        pipe.hset(
-            keys.item_key(item.id),
-            mapping={
-                "item": item.model_dump_json(),
-                "card": card_json(item),
-                "digest": content_digest(item),
-                "feed": item.feed_id,
-                "ingested_at": now.astimezone(UTC).isoformat(),
-                "member": member,
-                "idx": json.dumps(base),
-                "label_idx": "[]",
-            },
-        )
+        fields = {
+            "item": item.model_dump_json(),
+            "card": card_json(item),
+            "digest": content_digest(item),
+            "feed": item.feed_id,
+            "ingested_at": now.astimezone(UTC).isoformat(),
+            "member": member,
+            "idx": json.dumps(base),
+            "label_idx": "[]",
+        }
+        if batch is not None:
+            fields["batch"] = batch
+        pipe.hset(keys.item_key(item.id), mapping=fields)
         # One command for every index (a text has hundreds of words): packing one ZADD per
         # word cost more client CPU than everything else in storing an item.
         pipe.eval(_ZADD_ALL, len(base), *base, member)
         for alias in aliases:
             pipe.set(alias, item.id)
-        pipe.hincrby(keys.STATS, "items_ingested", 1)
+        if count:
+            pipe.hincrby(keys.STATS, "items_ingested", 1)
 
     def _queue_update(
         self, pipe: Any, item: Item, old_member: str, idx_json: str, story: str | None
