@@ -410,7 +410,7 @@ class Fetcher:
                     continue
                 result = await self._conclude(url, hop, response, started)
             finally:
-                await response.aclose()  # unread bodies of redirects, 304s and errors dropped
+                await _release(response)
             if result.not_modified:  # a 304 may omit validators that did not change
                 return _with_validators(result, etag, last_modified)
             return result
@@ -526,3 +526,28 @@ def _wrapped(url: str, hop: _Hop) -> Iterator[None]:
         raise BadURL(url, f"{e}{at}") from e
     except httpx.HTTPError as e:
         raise NetworkError(url, f"{type(e).__name__}: {e}{at}") from e
+
+
+# A redirect's or an error's body up to this size is read (raw, not decoded) so that its
+# connection can serve the next request; a larger or unsized one is dropped with it.
+DRAIN_MAX = 64 * 1024
+
+
+async def _release(response: httpx.Response) -> None:
+    """Close ``response``, keeping its connection when that is cheap.
+
+    httpcore reuses a connection only once the response has been read to its end; closing
+    one unread (even a 304, which has no body) closes the connection, and the next request
+    to that host pays a new handshake. So a 304 is read, and a small declared body (a
+    redirect's, an error's; ``DRAIN_MAX``) drained raw. It runs within the fetch deadline.
+    """
+    try:
+        if not response.is_stream_consumed:
+            length = response.headers.get("content-length", "")
+            if response.status_code == 304 or (length.isdigit() and int(length) <= DRAIN_MAX):
+                async for _chunk in response.aiter_raw():
+                    pass
+    except httpx.HTTPError:
+        pass  # the connection is closed below either way
+    finally:
+        await response.aclose()

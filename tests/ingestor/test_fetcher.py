@@ -27,6 +27,7 @@ from core.http import GuardedBackend, GuardedTransport, IPAddress
 from ingestor.fetcher import (
     ACCEPT_ENCODING,
     DEFAULT_MAX_BYTES,
+    DRAIN_MAX,
     BadEncoding,
     BadURL,
     Blocked,
@@ -84,6 +85,28 @@ async def test_200_then_conditional_304(srv: TestServer, fetcher: Fetcher) -> No
     seen = srv.requests_to("/feed")[-1].headers
     assert seen["if-none-match"] == '"v1"'
     assert seen["if-modified-since"] == validators["last-modified"]
+
+
+async def test_304s_redirects_and_small_errors_keep_the_connection(
+    srv: TestServer, fetcher: Fetcher
+) -> None:
+    """An unread response closes its connection in httpcore; these are read, so one
+    connection serves every request (a big or unsized error body is dropped with it)."""
+    srv.handle("/feed", lambda req: Reply(status=304, headers={"etag": '"v1"'}))
+    srv.redirect("/old", srv.url("/feed"), status=302)
+    srv.route("/gone-soon", status=503, body=b"busy, come back later")
+    for _ in range(3):
+        assert (await fetcher.fetch(srv.url("/feed"), etag='"v1"')).not_modified
+    assert (await fetcher.fetch(srv.url("/old"), etag='"v1"')).not_modified
+    with pytest.raises(RetryLater):
+        await fetcher.fetch(srv.url("/gone-soon"))
+    assert (await fetcher.fetch(srv.url("/feed"), etag='"v1"')).not_modified
+    assert srv.connections == 1
+    srv.route("/huge-error", status=500, body=b"x" * (DRAIN_MAX + 1))
+    with pytest.raises(HTTPStatus):
+        await fetcher.fetch(srv.url("/huge-error"))
+    assert (await fetcher.fetch(srv.url("/feed"), etag='"v1"')).not_modified
+    assert srv.connections == 2  # the oversized body was not downloaded: new connection
 
 
 async def test_request_headers(srv: TestServer, fetcher: Fetcher) -> None:
