@@ -110,16 +110,47 @@ _DROP_WITH_CONTENT: Final = frozenset(
 )
 
 
+# What urljoin would rewrite or mark: control characters and whitespace, backslashes, path
+# parameters (";", which urlparse splits off and drops when empty), dot segments, an empty
+# query or fragment ("?" or "#" with nothing after).
+_NOT_PLAIN: Final = re.compile(r"[\s\x00-\x1f\x7f\\;]|/\.|\?#|[?#]\Z")
+
+
+def _plain_absolute_path(value: str) -> bool:
+    """A path-absolute reference ("/2025/story/?id=1#top") that, joined to a base, is
+    exactly the base's origin plus itself (``tests/ingestor/test_normalise.py`` checks it
+    against urljoin)."""
+    return (
+        value[:1] == "/" and value[1:2] not in ("/", "\\", ".") and _NOT_PLAIN.search(value) is None
+    )
+
+
+def _origin(base_url: str) -> str | None:
+    """``scheme://netloc`` of an http(s) base without userinfo quirks, else None."""
+    try:
+        parts = urlsplit(base_url)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def sanitize_html(html: str, base_url: str | None) -> str:
     """Article HTML made safe to show: no scripts, styles, frames, event handlers or
     ``javascript:`` URLs; relative ``href``/``src`` made absolute against ``base_url``."""
     if not html.strip():
         return ""
 
+    origin = _origin(base_url) if base_url else None
+
     def absolutise(_element: str, attribute: str, value: str) -> str | None:
         if attribute in _URL_ATTRIBUTES and base_url:
+            value = value.strip()
+            if origin is not None and _plain_absolute_path(value):
+                return origin + value  # what urljoin gives, at a tenth of its cost
             try:
-                return urljoin(base_url, value.strip())
+                return urljoin(base_url, value)
             except ValueError:
                 return None
         return value

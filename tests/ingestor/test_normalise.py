@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import urljoin
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from ingestor.normalise import canonical_url, html_to_text, normalise_text, sanitize_html, to_utc
+from ingestor.normalise import (
+    _origin,
+    _plain_absolute_path,
+    canonical_url,
+    html_to_text,
+    normalise_text,
+    sanitize_html,
+    to_utc,
+)
 
 
 @pytest.mark.parametrize(
@@ -135,3 +146,53 @@ def test_to_utc(value: object, expected: datetime | None) -> None:
     assert result == expected
     if result is not None:
         assert result.tzinfo is UTC
+
+
+# --- the urljoin shortcut of sanitize_html ---------------------------------------------------
+
+_BASES = [
+    "https://news.example.com/2025/01/story.html",
+    "http://User:pw@Example.COM:8080/a/b/?q=1#f",
+    "https://例え.jp/feed/",
+    "HTTPS://EXAMPLE.ORG",
+]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    base=st.sampled_from(_BASES),
+    value=st.text(alphabet="/.?#;%:@=&a Z9\\\t\n~é", max_size=14).map(lambda v: "/" + v),
+)
+def test_plain_absolute_paths_join_like_urljoin(base: str, value: str) -> None:
+    origin = _origin(base)
+    assert origin is not None
+    if _plain_absolute_path(value):
+        assert origin + value == urljoin(base, value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "/a/../b",
+        "/./x",
+        "//evil.example/x",
+        "/a?",
+        "/a#",
+        "/a?#b",
+        "/a b",
+        "/a\\b",
+        "/.well",
+        "/;",
+        "/a;b",
+    ],
+)
+def test_urljoin_shortcut_refuses_what_urljoin_rewrites(value: str) -> None:
+    assert not _plain_absolute_path(value)
+
+
+def test_sanitize_html_makes_links_absolute_either_way() -> None:
+    html = '<a href="/x/y?z=1#t">a</a><img src="/a/../b.jpg"><a href="rel/p">r</a>'
+    out = sanitize_html(html, "https://h.example/dir/page")
+    assert 'href="https://h.example/x/y?z=1#t"' in out
+    assert 'src="https://h.example/b.jpg"' in out
+    assert 'href="https://h.example/dir/rel/p"' in out
