@@ -81,7 +81,9 @@ def _q_words(q: str | None) -> tuple[str, ...]:
         return ()
     found = words(q)
     if not found:
-        raise invalid("q", "no searchable word (2 to 40 letters or digits)")
+        raise invalid(
+            "q", "no searchable word (2 to 40 letters or digits, not a common word like 'the')"
+        )
     if len(found) > MAX_Q_WORDS:
         raise invalid("q", f"at most {MAX_Q_WORDS} words")
     return tuple(found)

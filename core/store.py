@@ -157,17 +157,34 @@ return out
 
 _WORD = re.compile(r"[^\W_]{2,40}")
 MAX_WORDS = 3000  # distinct words indexed per item (a pathological text cannot flood Redis)
+# English function words: in nearly every item, so their indexes would each hold every item
+# (a third of all index entries) while narrowing no search. They are neither indexed nor
+# searched for.
+STOPWORDS: frozenset[str] = frozenset(
+    """
+    about above after again against all also am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how if in into is it
+    its itself just me more most my myself no nor not now of off on once only or other our ours
+    ourselves out over own said same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself
+    """.split()  # noqa: SIM905 (one word list reads better as text)
+)
 
 
 def words(text: str) -> list[str]:
     """The searchable words of ``text``: case-folded, accents stripped, 2–40 letters or
-    digits, in first-seen order, at most ``MAX_WORDS``. Scripts written without spaces
-    (Khmer, Lao) yield whole runs, not words."""
+    digits, not a ``STOPWORDS`` word, in first-seen order, at most ``MAX_WORDS``. Scripts
+    written without spaces (Khmer, Lao) yield whole runs, not words."""
     folded = unicodedata.normalize("NFKD", text.casefold())
     plain = "".join(c for c in folded if not unicodedata.combining(c))
     seen: dict[str, None] = {}
     for match in _WORD.finditer(plain):
-        seen.setdefault(match.group(0), None)
+        word = match.group(0)
+        if word in STOPWORDS:
+            continue
+        seen.setdefault(word, None)
         if len(seen) >= MAX_WORDS:
             break
     return list(seen)

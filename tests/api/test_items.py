@@ -38,6 +38,7 @@ async def test_filters_combine_newest_first(client, world):
     assert await _ids(client, "?q=BORDER+patrol") == [one]
     assert await _ids(client, "?q=bördér&topic=border_security") == [two, one]
     assert await _ids(client, "?q=nowhere") == []
+    assert await _ids(client, "?q=the+border") == [two, one]  # stop words are ignored
     assert await _ids(client, "?since=2024-03-01T00:02:00Z&until=2024-03-01T00:03:00Z") == [
         three,
         two,
@@ -72,6 +73,7 @@ async def test_story_filter_and_detail_with_evidence_and_story(client, world):
         ("?since=2024-01-01T00:00:00", "since"),
         ("?since=2024-02-01T00:00:00Z&until=2024-01-01T00:00:00Z", "since"),
         ("?q=%21%21", "q"),
+        ("?q=the+of+AND", "q"),  # stop words only
         ("?q=" + "+".join(f"w{i}" for i in range(9)), "q"),
         ("?relevant=maybe", "relevant"),
     ],

@@ -170,6 +170,12 @@ async def test_changed_item_is_updated_in_place_and_reindexed(r):
     assert again is Upsert.SAME
 
 
+def test_words_fold_case_and_accents_and_skip_stop_words():
+    from core.store import words
+
+    assert words("The Border of the MEKONG: the border's Pátrol") == ["border", "mekong", "patrol"]
+
+
 async def test_words_are_indexed_with_the_classification_once_per_content(r):
     store = ItemStore(r)
     item = _feed_item("a", guid="g", url="https://x.test/1", title="Mekong patrol", minutes=1)
