@@ -7,7 +7,7 @@ and tests one classified item in memory for the live stream.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -39,21 +39,8 @@ class Filters:
     q: tuple[str, ...] = ()
 
     def query(self, *, limit: int, cursor: str | None, max_scan: int | None) -> ItemQuery:
-        return ItemQuery(
-            topic=self.topic,
-            official=self.official,
-            country=self.country,
-            feed=self.feed,
-            story=self.story,
-            relevant=self.relevant,
-            min_score=self.min_score,
-            since=self.since,
-            until=self.until,
-            q=self.q,
-            limit=limit,
-            cursor=cursor,
-            max_scan=max_scan,
-        )
+        own = {f.name: getattr(self, f.name) for f in fields(self)}  # ItemQuery has them all
+        return ItemQuery(**own, limit=limit, cursor=cursor, max_scan=max_scan)
 
     def matches(self, item: Item, labels: Labels, story: str | None = None) -> bool:
         """The same test in memory, for one item just classified (the live stream)."""
@@ -166,15 +153,4 @@ async def item_filters(request: Request) -> Filters:
                 raise invalid(name, f"out of range: {e}") from e
     if since is not None and until is not None and since > until:
         raise invalid("since", "must not be after until")
-    return Filters(
-        topic=params.topic,
-        official=params.official,
-        country=params.country,
-        feed=params.feed,
-        story=params.story,
-        relevant=params.relevant,
-        min_score=params.min_score,
-        since=since,
-        until=until,
-        q=_q_words(params.q),
-    )
+    return Filters(**params.model_dump(exclude={"q"}), q=_q_words(params.q))

@@ -172,7 +172,7 @@ class AlertStore:
     """Alert records, attempts, story pointers, the due-delivery schedule and the alert
     events (``stream_maxlen``: their stream's approximate cap, as ``NEWSMON_STREAM_MAXLEN``)."""
 
-    def __init__(self, redis: Any, *, stream_maxlen: int = 100_000) -> None:
+    def __init__(self, redis: Any, *, stream_maxlen: int = keys.STREAM_MAXLEN) -> None:
         self.redis: Any = redis
         self.events = Bus(redis, maxlen=stream_maxlen)
 
@@ -287,7 +287,7 @@ class AlertStore:
             "dead_at": str(int(time.time() * 1000)),
             "alert": alert.model_dump_json(),
         }
-        pipe.xadd(keys.DEAD, record, maxlen=100_000, approximate=True)
+        pipe.xadd(keys.DEAD, record, maxlen=keys.STREAM_MAXLEN, approximate=True)
 
     async def dead_letters(self, count: int = 100) -> list[tuple[str, dict[str, str]]]:
         rows: list[tuple[str, dict[str, str]]] = await self.redis.xrevrange(keys.DEAD, count=count)

@@ -54,7 +54,7 @@ Handler = Callable[[Event, Delivery], Awaitable[None]]
 class Bus:
     """Publishing side: XADD with approximate MAXLEN trimming."""
 
-    def __init__(self, redis: aioredis.Redis, *, maxlen: int = 100_000) -> None:
+    def __init__(self, redis: aioredis.Redis, *, maxlen: int = keys.STREAM_MAXLEN) -> None:
         # redis-py's stubs describe RESP3 reply shapes; we speak RESP2 with decoded strings,
         # so replies are treated as Any at this boundary and shaped right here.
         self.redis: Any = redis
@@ -277,7 +277,7 @@ class Consumer:
             "dead_at": str(int(time.time() * 1000)),
         }
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(self.dead_stream, record, maxlen=100_000, approximate=True)
+            pipe.xadd(self.dead_stream, record, maxlen=keys.STREAM_MAXLEN, approximate=True)
             pipe.xack(self.stream, self.group, msg_id)
             await pipe.execute()
         self.stats.dead_lettered += 1

@@ -30,6 +30,9 @@ STREAM_CLASSIFIED = f"{PREFIX}:stream:classified"  # item.classified → notifie
 # alert.created / alert.delivered / alert.failed → API (its live stream). Not
 # ``nm:stream:alerts``: that name's dead-letter stream would be ``DEAD`` below.
 STREAM_ALERT_EVENTS = f"{PREFIX}:stream:alert-events"
+# Approximate cap (XADD MAXLEN ~) of every stream unless NEWSMON_STREAM_MAXLEN says otherwise,
+# and of the dead-letter streams always.
+STREAM_MAXLEN = 100_000
 
 # Consumer groups
 GROUP_CLASSIFIER = "classifier"

@@ -24,6 +24,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from core import keys
 from core.errors import SettingsError
 
 ENV_PREFIX = "NEWSMON_"
@@ -76,7 +77,9 @@ class Settings(BaseSettings):
     parse_workers: int | None = Field(
         default=None, ge=0, le=64, description="Feed-parsing processes (default: one per core)."
     )
-    stream_maxlen: int = Field(default=100_000, ge=1000, description="Approximate stream cap.")
+    stream_maxlen: int = Field(
+        default=keys.STREAM_MAXLEN, ge=1000, description="Approximate stream cap."
+    )
     bus_batch: int = Field(default=100, ge=1, le=10_000, description="Entries read per call.")
     bus_block_ms: int = Field(default=1000, ge=10, le=60_000)
     claim_idle_ms: int = Field(

@@ -660,16 +660,26 @@ class ItemStore:
 
     async def query(self, q: ItemQuery) -> Page:
         """Newest first, every filter applied, ``q.limit`` items and the next page's cursor."""
-        ids, next_cursor = await self._find(q)
+        _check_cursor(q)
+        ids, next_cursor = await self._find(q, q.positive_indexes())
         return Page(items=await self.get_many(ids), next_cursor=next_cursor)
 
     async def query_cards(self, q: ItemQuery) -> CardPage:
         """``query`` as stored JSON, for the list view: per item its card (the list-view
         fields, see ``CARD_FIELDS``), ingested/classified time and labels, unparsed."""
+        _check_cursor(q)
         indexes = q.positive_indexes()
         if len(indexes) == 1 and q.relevant is not False and q.min_score is None:
-            return await self._one_index_cards(indexes[0], q)
-        ids, next_cursor = await self._find(q)
+            # One index decides: _find's result and the rows in one round trip.
+            bounds = [_upper_bound(q), _lower_bound(q), q.limit + 1]
+            reply = await self._one_index_page(
+                keys=indexes, args=[*bounds, keys.item_key(""), *_CARD_ROW]
+            )
+            members: list[str] = reply[0]
+            more = len(members) > q.limit
+            ids = _ids(members[: q.limit])
+            return CardPage(_cards(ids, reply[1:]), members[q.limit - 1] if more else None)
+        ids, next_cursor = await self._find(q, indexes)
         flat = (
             await self.redis.eval(
                 _CARD_ROWS, len(ids), *(keys.item_key(i) for i in ids), *_CARD_ROW
@@ -677,38 +687,11 @@ class ItemStore:
             if ids
             else []
         )
-        width = len(_CARD_ROW)
-        cards = [
-            Card(item_id, *flat[n * width : (n + 1) * width])
-            for n, item_id in enumerate(ids)
-            if flat[n * width + 1] is not None  # deleted meanwhile (as get_many skips it)
-        ]
-        return CardPage(cards=cards, next_cursor=next_cursor)
+        return CardPage(_cards(ids, flat), next_cursor)
 
-    async def _one_index_cards(self, index: str, q: ItemQuery) -> CardPage:
-        """``query_cards`` when one index decides (``_find``'s result, one round trip)."""
-        if q.cursor is not None and not _MEMBER.match(q.cursor):
-            raise BadCursor(f"cursor {q.cursor!r} was not issued by this store")
-        lo = f"[{max(_ms(q.since), 0):015d}" if q.since else "-"
-        reply = await self._one_index_page(
-            keys=[index], args=[_upper_bound(q), lo, q.limit + 1, keys.item_key(""), *_CARD_ROW]
-        )
-        members: list[str] = reply[0]
-        flat = reply[1:]
-        width = len(_CARD_ROW)
-        cards = [
-            Card(member.split(":", 1)[1], *flat[n * width : (n + 1) * width])
-            for n, member in enumerate(members[: q.limit])
-            if flat[n * width + 1] is not None  # deleted meanwhile (as get_many skips it)
-        ]
-        more = len(members) > q.limit
-        return CardPage(cards=cards, next_cursor=members[q.limit - 1] if more else None)
-
-    async def _find(self, q: ItemQuery) -> tuple[list[str], str | None]:
-        """The ids of the page ``q`` asks for, in order, and the next page's cursor."""
-        if q.cursor is not None and not _MEMBER.match(q.cursor):
-            raise BadCursor(f"cursor {q.cursor!r} was not issued by this store")
-        indexes = q.positive_indexes()
+    async def _find(self, q: ItemQuery, indexes: list[str]) -> tuple[list[str], str | None]:
+        """The ids of the page ``q`` asks for, in order, and the next page's cursor
+        (``indexes``: ``q.positive_indexes()``; the cursor already checked)."""
         if len(indexes) == 1:
             driver = indexes[0]  # nothing to choose: save the round trip
         else:
@@ -721,7 +704,7 @@ class ItemStore:
             driver = indexes[sizes.index(min(sizes))]
         others = [index for index in indexes if index != driver]
         hi = _upper_bound(q)
-        lo = f"[{max(_ms(q.since), 0):015d}" if q.since else "-"
+        lo = _lower_bound(q)
         filtered = bool(others) or q.relevant is False or q.min_score is not None
         chunk = max(q.limit * 4, 200) if filtered else q.limit + 1
         found: list[str] = []
@@ -846,6 +829,24 @@ class ItemStore:
 
 def _ids(members: list[str]) -> list[str]:
     return [m.split(":", 1)[1] for m in members]
+
+
+def _check_cursor(q: ItemQuery) -> None:
+    if q.cursor is not None and not _MEMBER.match(q.cursor):
+        raise BadCursor(f"cursor {q.cursor!r} was not issued by this store")
+
+
+def _lower_bound(q: ItemQuery) -> str:
+    return f"[{max(_ms(q.since), 0):015d}" if q.since else "-"
+
+
+def _cards(ids: list[str], flat: list[str | None]) -> list[Card]:
+    """Cards from ``_CARD_ROW`` rows flattened in ``ids``' order; an item deleted meanwhile
+    (no ``ingested_at``) is left out, as ``get_many`` does."""
+    width = len(_CARD_ROW)
+    rows = (flat[n * width : (n + 1) * width] for n in range(len(ids)))
+    return [Card(i, card, at, classified, labels) for i, (card, at, classified, labels) in
+            zip(ids, rows, strict=True) if at is not None]  # fmt: skip
 
 
 def _upper_bound(q: ItemQuery) -> str:

@@ -56,7 +56,7 @@ class DigestBuilder:
         *,
         clock: Clock,
         wake: asyncio.Event | None = None,
-        stream_maxlen: int = 100_000,
+        stream_maxlen: int = keys.STREAM_MAXLEN,
     ) -> None:
         self.redis: Any = redis
         self.clock = clock

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from core import keys
 from notifier.channels.email import EmailSender, SmtpConfig
 from notifier.channels.webhook import DEFAULT_TIMEOUT_S, WebhookSender
 from notifier.digests import DigestBuilder, DigestScheduler
@@ -36,7 +37,7 @@ class Notifier:
         webhook_timeout_s: float = DEFAULT_TIMEOUT_S,
         concurrency: int = 64,
         lease_s: float = DEFAULT_LEASE_S,
-        stream_maxlen: int = 100_000,
+        stream_maxlen: int = keys.STREAM_MAXLEN,
     ) -> None:
         self.wake = asyncio.Event()
         self.worker = NotifierWorker(

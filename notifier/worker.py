@@ -89,7 +89,7 @@ class NotifierWorker:
         *,
         clock: Clock = utcnow,
         wake: asyncio.Event | None = None,
-        stream_maxlen: int = 100_000,
+        stream_maxlen: int = keys.STREAM_MAXLEN,
     ) -> None:
         self.redis: Any = redis
         self.clock = clock
@@ -245,7 +245,7 @@ class Deliverer:
         batch: int = 100,
         idle_s: float = 1.0,
         wake: asyncio.Event | None = None,
-        stream_maxlen: int = 100_000,
+        stream_maxlen: int = keys.STREAM_MAXLEN,
     ) -> None:
         self.redis: Any = redis
         self.webhook = webhook
