@@ -17,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.problems import ApiProblem
 from core.alerts import AlertStore
-from core.apikeys import ApiKey, ApiKeys, Scope
+from core.apikeys import ApiKey, ApiKeys, Scope, lookup_reads, lookup_reply
 from core.models import Labels
 from core.store import ItemStore
 
@@ -48,6 +48,50 @@ async def _clock(request: Request) -> Clock:
     return clock
 
 
+def authorize(
+    request: Request, scope: Scope, token: str | None, found: tuple[int, ApiKey | None]
+) -> ApiKey | None:
+    """The key check's decision, from ``ApiKeys.lookup``'s answer (``found``): the key, or
+    None when no key is configured; else 401 or 403."""
+    active, key = found
+    if active == 0 and not request.app.state.require_keys:
+        return None  # no key configured: open (loopback only, see the runner)
+    if key is None:
+        raise ApiProblem(
+            401,
+            "Unauthorized",
+            "a valid API key is required (Authorization: Bearer …)"
+            if token
+            else "this API needs an API key (Authorization: Bearer …)",
+            headers={"WWW-Authenticate": 'Bearer realm="newsmon"'},
+        )
+    if not key.allows(scope):
+        raise ApiProblem(403, "Forbidden", f"this API key lacks the {scope!r} scope")
+    return key
+
+
+async def bearer_token(request: Request) -> str | None:
+    """The request's ``Authorization: Bearer`` token, read as the ``_bearer`` dependency
+    reads it (for a route that checks its key itself, see ``KeyGuard``)."""
+    credentials = await _bearer(request)
+    return credentials.credentials if credentials is not None else None
+
+
+class KeyGuard:
+    """The key check as a ``core.store.Guard``: its lookup rides in the command that reads
+    the page it guards (``GET /v1/items``), and its decision is ``authorize``'s."""
+
+    def __init__(self, request: Request, scope: Scope, token: str | None) -> None:
+        self._request, self._scope, self._token = request, scope, token
+
+    def reads(self) -> list[tuple[str, ...]]:
+        return lookup_reads(self._token)
+
+    def check(self, replies: list[Any]) -> None:
+        found = lookup_reply(self._token, replies)
+        authorize(self._request, self._scope, self._token, found)
+
+
 def _require(scope: Scope) -> Callable[..., Awaitable[ApiKey | None]]:
     async def check(
         request: Request,
@@ -55,21 +99,7 @@ def _require(scope: Scope) -> Callable[..., Awaitable[ApiKey | None]]:
     ) -> ApiKey | None:
         token = credentials.credentials if credentials is not None else None
         keys: ApiKeys = request.app.state.apikeys
-        active, key = await keys.lookup(token)
-        if active == 0 and not request.app.state.require_keys:
-            return None  # no key configured: open (loopback only, see the runner)
-        if key is None:
-            raise ApiProblem(
-                401,
-                "Unauthorized",
-                "a valid API key is required (Authorization: Bearer …)"
-                if token
-                else "this API needs an API key (Authorization: Bearer …)",
-                headers={"WWW-Authenticate": 'Bearer realm="newsmon"'},
-            )
-        if not key.allows(scope):
-            raise ApiProblem(403, "Forbidden", f"this API key lacks the {scope!r} scope")
-        return key
+        return authorize(request, scope, token, await keys.lookup(token))
 
     return check
 

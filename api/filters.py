@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -106,12 +106,18 @@ class FilterParams(BaseModel):
     )
 
 
-_NAMES = tuple(FilterParams.model_fields)
+class PageParams(FilterParams):
+    """The filters and a page: ``GET /v1/items``'s query parameters."""
+
+    limit: int = Field(50, ge=1, le=200, description="Items per page.")
+    cursor: str | None = Field(
+        None, max_length=200, description="The `next_cursor` of the previous page."
+    )
 
 
-def _parameters() -> list[dict[str, Any]]:
-    """``FilterParams`` as OpenAPI query parameters (what FastAPI would write for them)."""
-    schema = FilterParams.model_json_schema()
+def _parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """``model``'s fields as OpenAPI query parameters (what FastAPI would write for them)."""
+    schema = model.model_json_schema()
     out = []
     for name, prop in schema["properties"].items():
         prop = dict(prop)
@@ -122,26 +128,47 @@ def _parameters() -> list[dict[str, Any]]:
             parameter["examples"] = {
                 f"example{n}": {"value": v} for n, v in enumerate(prop.pop("examples"))
             }
-        prop.pop("default", None)
+        if prop.get("default") is None:
+            prop.pop("default", None)
         parameter["schema"] = prop
         out.append(parameter)
     return out
 
 
-FILTER_PARAMETERS = _parameters()
+FILTER_PARAMETERS = _parameters(FilterParams)
 # For a route taking ``item_filters``: ``@router.get(..., openapi_extra=FILTER_OPENAPI)``.
 FILTER_OPENAPI: dict[str, Any] = {"parameters": FILTER_PARAMETERS}
+# For a route reading ``page_params``, that checks its key itself (see api.deps.KeyGuard).
+PAGE_OPENAPI: dict[str, Any] = {
+    "parameters": _parameters(PageParams),
+    "security": [{"HTTPBearer": []}],
+}
+
+_P = TypeVar("_P", bound=FilterParams)
 
 
-async def item_filters(request: Request) -> Filters:
-    """The filters of the request's query string (other parameters are left alone)."""
+def _validated(request: Request, model: type[_P]) -> _P:
     query = request.query_params
     try:
-        params = FilterParams.model_validate({k: query[k] for k in _NAMES if k in query})
+        return model.model_validate({k: query[k] for k in model.model_fields if k in query})
     except ValidationError as e:
         raise RequestValidationError(
             [{**err, "loc": ("query", *err["loc"])} for err in e.errors()]
         ) from None
+
+
+async def item_filters(request: Request) -> Filters:
+    """The filters of the request's query string (other parameters are left alone)."""
+    return _filters(_validated(request, FilterParams))
+
+
+def page_params(request: Request) -> tuple[Filters, int, str | None]:
+    """The filters, page size and cursor of the request's query string."""
+    params = _validated(request, PageParams)
+    return _filters(params), params.limit, params.cursor
+
+
+def _filters(params: FilterParams) -> Filters:
     since, until = params.since, params.until
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
@@ -153,4 +180,7 @@ async def item_filters(request: Request) -> Filters:
                 raise invalid(name, f"out of range: {e}") from e
     if since is not None and until is not None and since > until:
         raise invalid("since", "must not be after until")
-    return Filters(**params.model_dump(exclude={"q"}), q=_q_words(params.q))
+    return Filters(**params.model_dump(include=_FILTER_FIELDS, exclude={"q"}), q=_q_words(params.q))
+
+
+_FILTER_FIELDS = set(FilterParams.model_fields)

@@ -4,9 +4,12 @@ A list page is most of the API's traffic. Parsing every item whole (its text inc
 models and serialising it again cost ~40 µs an item; the store keeps each item's list-view
 fields as JSON (its ``card``) and its labels as JSON, so a page is string work. The output is
 the same JSON value ``ItemOut`` serialises to (``tests/api/test_listing.py`` checks that);
-an item stored before cards existed is rendered through ``ItemOut``.
+an item stored before cards existed is rendered through ``ItemOut``. Usually Redis has
+already assembled the items (core/store.py's ``_CARD_JSON``, the same splice as ``card_out``
+in Lua: it costs far less there), and only the page's frame is added here.
 
-Owns: that assembly. Must not: touch Redis (the caller reads the cards).
+Owns: the page's frame, and the assembly when Redis declined it. Must not: touch Redis (the
+caller reads the cards).
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ def page_json(cards: list[str], next_cursor: str | None) -> str:
 
 def render(page: CardPage, fallback: dict[str, StoredItem]) -> str:
     """The page; ``fallback`` holds the items whose card is missing, read whole."""
+    if page.joined is not None:  # assembled by Redis (core/store.py's _CARD_JSON)
+        return page_json([page.joined] if page.joined else [], page.next_cursor)
     out: list[str] = []
     for card in page.cards:
         fast = card_out(card)

@@ -114,16 +114,28 @@ class ApiKeys:
     async def lookup(self, token: str | None) -> tuple[int, ApiKey | None]:
         """In one round trip: how many keys are active, and the valid, unrevoked key
         ``token`` is (None when absent, malformed, unknown, revoked or wrong)."""
-        key_id = key_id_of(token) if token else None
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.scard(APIKEYS_ACTIVE)
-            if key_id is not None:
-                pipe.hget(APIKEYS, key_id)
+            for command in lookup_reads(token):
+                pipe.execute_command(*command)
             replies = await pipe.execute()
-        active = int(replies[0])
-        if key_id is None or token is None or replies[1] is None:
-            return active, None
-        key = ApiKey.model_validate_json(replies[1])
-        if key.revoked_at is not None or not hmac.compare_digest(key.hash, _digest(token)):
-            return active, None
-        return active, key
+        return lookup_reply(token, replies)
+
+
+def lookup_reads(token: str | None) -> list[tuple[str, ...]]:
+    """``lookup``'s read commands, ``(command, key, *args)`` (for a caller sending them
+    with its own: see core.store.Guard)."""
+    key_id = key_id_of(token) if token else None
+    if key_id is None:
+        return [("SCARD", APIKEYS_ACTIVE)]
+    return [("SCARD", APIKEYS_ACTIVE), ("HGET", APIKEYS, key_id)]
+
+
+def lookup_reply(token: str | None, replies: list[Any]) -> tuple[int, ApiKey | None]:
+    """``lookup``'s answer from the replies to ``lookup_reads``' commands."""
+    active = int(replies[0])
+    if token is None or len(replies) < 2 or replies[1] is None:
+        return active, None
+    key = ApiKey.model_validate_json(replies[1])
+    if key.revoked_at is not None or not hmac.compare_digest(key.hash, _digest(token)):
+        return active, None
+    return active, key

@@ -43,7 +43,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from redis.exceptions import WatchError
 
@@ -78,34 +78,124 @@ def labels_key(kind: str) -> str:
     return f"{keys.PREFIX}:labels:{kind}"
 
 
-# Adds one member (score 0) to every key given.
-# A list page's rows in one command (a pipeline of one HMGET per item cost more client CPU
-# than the rest of the request): for each item key, its _CARD_ROW fields, flattened.
-_CARD_ROWS = """
-local out = {}
-for i = 1, #KEYS do
-  local row = redis.call('HMGET', KEYS[i], unpack(ARGV))
-  for j = 1, #ARGV do out[#out + 1] = row[j] or false end
+# List pages are assembled by Redis: each item keeps its list entry, the API's ItemOut JSON,
+# ready in its field "listed", so a page is one HGET an item and a join (rebuilding the JSON
+# from the card, times and labels on every read cost Redis 2-3x more, and Python far more).
+# _LISTED's card_json builds it from an item's _CARD_ROW (card, ingested_at, classified_at,
+# labels): the card with the times (RFC 3339, "…Z" as pydantic writes them) and the labels
+# spliced in, as api/listing.py's card_out does (tests/api/test_listing.py checks both
+# against ItemOut). Every write of those fields runs _COMPOSE in its transaction. An item
+# stored before "listed" existed is assembled on read; one deleted meanwhile is left out,
+# as get_many does. page_json gives {the items' JSON joined by commas}, or, when one cannot
+# be assembled (no card: stored before cards existed; a time not in UTC), {false, every
+# item's _CARD_ROW flattened} for Python to render.
+_LISTED = """
+local ROW = {'card', 'ingested_at', 'classified_at', 'labels'}  -- _CARD_ROW
+local function utc(s)
+  if string.sub(s, -6) ~= '+00:00' then return nil end
+  return string.sub(s, 1, -7)
 end
-return out
+-- Appends the row's JSON in pieces to parts (table.concat then copies once): true, and
+-- nothing appended for an item deleted meanwhile; false when it cannot be assembled.
+local function card_json(row, parts)
+  local card, at, classified, labels = row[1], row[2], row[3], row[4]
+  if not at then return true end
+  if not card or string.sub(card, -1) ~= '}' then return false end
+  local ingested = utc(at)
+  if not ingested then return false end
+  local n = #parts
+  parts[n + 1] = string.sub(card, 1, -2)
+  parts[n + 2] = ',"ingested_at":"'
+  parts[n + 3] = ingested
+  if classified and classified ~= '' then
+    local done = utc(classified)
+    if not done then return false end
+    parts[n + 4] = 'Z","classified_at":"'
+    parts[n + 5] = done
+    parts[n + 6] = 'Z","labels":'
+  else
+    parts[n + 4] = 'Z","classified_at":null,"labels":'
+    parts[n + 5] = ''
+    parts[n + 6] = ''
+  end
+  if not labels or labels == '' then labels = 'null' end
+  parts[n + 7] = labels
+  parts[n + 8] = '}'
+  return true
+end
+-- The item's JSON: '' when deleted meanwhile, nil when it cannot be assembled.
+local function listed(key)
+  local ready = redis.call('HGET', key, 'listed')
+  if ready then return ready end
+  local parts = {}
+  if not card_json(redis.call('HMGET', key, unpack(ROW)), parts) then return nil end
+  return table.concat(parts)
+end
+local function page_json(item_keys)
+  local parts = {}
+  for i = 1, #item_keys do
+    local one = listed(item_keys[i])
+    if one == nil then
+      local flat = {false}
+      for _, key in ipairs(item_keys) do
+        local row = redis.call('HMGET', key, unpack(ROW))
+        for j = 1, #ROW do flat[#flat + 1] = row[j] or false end
+      end
+      return flat
+    end
+    if one ~= '' then parts[#parts + 1] = one end
+  end
+  return {table.concat(parts, ',')}
+end
 """
 
-# The common list page (one index, no other filter) in one round trip: the index's members
-# newest first from ARGV[1] down to ARGV[2], at most ARGV[3] (= page size + 1, to know
-# whether a next page exists), then the _CARD_ROW fields (ARGV[5..]) of the first ARGV[3] - 1
-# items (item key = ARGV[4] .. the id after the member's "{15 digits}:").
-_ONE_INDEX_PAGE = """
+# Rebuilds the list entry of the item KEYS[1] (in the transaction that changed its row).
+_COMPOSE = (
+    _LISTED
+    + """
+local parts = {}
+if card_json(redis.call('HMGET', KEYS[1], unpack(ROW)), parts) and #parts > 0 then
+  redis.call('HSET', KEYS[1], 'listed', table.concat(parts))
+else
+  redis.call('HDEL', KEYS[1], 'listed')
+end
+return 1
+"""
+)
+
+# The page of the items KEYS, as page_json.
+_CARD_ROWS = _LISTED + "\nreturn page_json(KEYS)\n"
+
+# The common list page (one index, no other filter) in one round trip: first a guard's
+# probes (read commands: KEYS[1 + i] is probe i's key; from ARGV[6], per probe its command,
+# its number of arguments and those; ARGV[5]: how many probes), then the index KEYS[1]'s
+# members newest first from ARGV[1] down to ARGV[2], at most ARGV[3] (= page size + 1, to
+# know whether a next page exists), then page_json of the first ARGV[3] - 1 items (item key
+# = ARGV[4] .. the id after the member's "{15 digits}:").
+# Returns {probe replies, members, page_json...}.
+_ONE_INDEX_PAGE = (
+    _LISTED
+    + """
+local probes, a = {}, 6
+for i = 1, tonumber(ARGV[5]) do
+  local nargs = tonumber(ARGV[a + 1])
+  probes[i] = redis.call(ARGV[a], KEYS[i + 1], unpack(ARGV, a + 2, a + 1 + nargs))
+  a = a + 2 + nargs
+end
 local n = tonumber(ARGV[3])
 local members = redis.call('ZREVRANGEBYLEX', KEYS[1], ARGV[1], ARGV[2], 'LIMIT', 0, n)
-local fields = {unpack(ARGV, 5)}
-local out = {members}
+local item_keys = {}
 for i = 1, math.min(#members, n - 1) do
-  local row = redis.call('HMGET', ARGV[4] .. string.sub(members[i], 17), unpack(fields))
-  for j = 1, #fields do out[#out + 1] = row[j] or false end
+  item_keys[i] = ARGV[4] .. string.sub(members[i], 17)
 end
+local out = page_json(item_keys)
+table.insert(out, 1, members)
+table.insert(out, 1, probes)
 return out
 """
+)
 
+# Adds one member (score 0) to every key given.
 _ZADD_ALL = """
 for i = 1, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[1]) end
 return #KEYS
@@ -326,10 +416,24 @@ class Card:
     labels: str | None
 
 
+class Guard(Protocol):
+    """A check that must pass before a page is used (the API's key check): ``reads`` are
+    the read-only commands it needs, each ``(command, key, *args)`` (one key, first);
+    ``check`` raises on their replies to refuse the page."""
+
+    def reads(self) -> list[tuple[str, ...]]: ...
+
+    def check(self, replies: list[Any]) -> None: ...
+
+
 @dataclass(frozen=True)
 class CardPage:
+    """A list page: ``joined`` (its items' ``ItemOut`` JSON, comma-separated, as Redis
+    assembled it) or, when Redis could not assemble one of them, ``cards``."""
+
     cards: list[Card]
     next_cursor: str | None
+    joined: str | None = None
 
 
 class ItemStore:
@@ -528,6 +632,7 @@ class ItemStore:
         if batch is not None:
             fields["batch"] = batch
         pipe.hset(keys.item_key(item.id), mapping=fields)
+        pipe.eval(_COMPOSE, 1, keys.item_key(item.id))
         # One command for every index (a text has hundreds of words): packing one ZADD per
         # word cost more client CPU than everything else in storing an item.
         pipe.eval(_ZADD_ALL, len(base), *base, member)
@@ -553,6 +658,7 @@ class ItemStore:
                 "idx": json.dumps(idx),
             },
         )
+        pipe.eval(_COMPOSE, 1, key)
         # The old text's words go; the new text's come with its classification (set_labels;
         # an update publishes item.updated, which the classifier classifies again).
         for index in old_idx:
@@ -612,6 +718,7 @@ class ItemStore:
                             "label_idx": json.dumps(new_idx),
                         },
                     )
+                    pipe.eval(_COMPOSE, 1, key)
                     for index in set(json.loads(old_idx or "[]")) - set(new_idx):
                         pipe.zrem(index, member)
                     for index in new_idx:
@@ -664,30 +771,44 @@ class ItemStore:
         ids, next_cursor = await self._find(q, q.positive_indexes())
         return Page(items=await self.get_many(ids), next_cursor=next_cursor)
 
-    async def query_cards(self, q: ItemQuery) -> CardPage:
-        """``query`` as stored JSON, for the list view: per item its card (the list-view
-        fields, see ``CARD_FIELDS``), ingested/classified time and labels, unparsed."""
+    async def query_cards(self, q: ItemQuery, *, guard: Guard | None = None) -> CardPage:
+        """``query`` as stored JSON, for the list view: the page's items as ``ItemOut`` JSON
+        assembled by Redis (``joined``), or, when one of them cannot be (see _CARD_JSON),
+        per item its card (the list-view fields, see ``CARD_FIELDS``), ingested/classified
+        time and labels, unparsed.
+
+        ``guard`` (the API's key check) is decided before the page is used: its reads ride
+        in the page's one command when the page takes one (its check then refuses a page
+        already read), else they go first, alone."""
         _check_cursor(q)
         indexes = q.positive_indexes()
+        probes = guard.reads() if guard is not None else []
         if len(indexes) == 1 and q.relevant is not False and q.min_score is None:
-            # One index decides: _find's result and the rows in one round trip.
+            # One index decides: the guard's reads, _find's result and the page at once.
             bounds = [_upper_bound(q), _lower_bound(q), q.limit + 1]
+            probe_args: list[str | int] = [len(probes)]
+            for command, _key, *args in probes:
+                probe_args += [command, len(args), *args]
             reply = await self._one_index_page(
-                keys=indexes, args=[*bounds, keys.item_key(""), *_CARD_ROW]
+                keys=[*indexes, *(probe[1] for probe in probes)],
+                args=[*bounds, keys.item_key(""), *probe_args],
             )
-            members: list[str] = reply[0]
+            if guard is not None:
+                guard.check(reply[0])
+            members: list[str] = reply[1]
             more = len(members) > q.limit
-            ids = _ids(members[: q.limit])
-            return CardPage(_cards(ids, reply[1:]), members[q.limit - 1] if more else None)
+            page = members[: q.limit]
+            return _card_page(reply[2:], members[q.limit - 1] if more else None, lambda: _ids(page))
+        if guard is not None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for probe in probes:
+                    pipe.execute_command(*probe)
+                guard.check(await pipe.execute())
         ids, next_cursor = await self._find(q, indexes)
-        flat = (
-            await self.redis.eval(
-                _CARD_ROWS, len(ids), *(keys.item_key(i) for i in ids), *_CARD_ROW
-            )
-            if ids
-            else []
-        )
-        return CardPage(_cards(ids, flat), next_cursor)
+        if not ids:
+            return CardPage([], next_cursor, joined="")
+        reply = await self.redis.eval(_CARD_ROWS, len(ids), *(keys.item_key(i) for i in ids))
+        return _card_page(reply, next_cursor, lambda: ids)
 
     async def _find(self, q: ItemQuery, indexes: list[str]) -> tuple[list[str], str | None]:
         """The ids of the page ``q`` asks for, in order, and the next page's cursor
@@ -838,6 +959,16 @@ def _check_cursor(q: ItemQuery) -> None:
 
 def _lower_bound(q: ItemQuery) -> str:
     return f"[{max(_ms(q.since), 0):015d}" if q.since else "-"
+
+
+def _card_page(
+    reply: list[str | None], next_cursor: str | None, ids: Callable[[], list[str]]
+) -> CardPage:
+    """A CardPage from _CARD_JSON's page_json reply for the items ``ids()`` (only needed,
+    and so only made, when Redis declined to assemble the page)."""
+    if reply[0] is not None:
+        return CardPage([], next_cursor, joined=reply[0])
+    return CardPage(_cards(ids(), reply[1:]), next_cursor)
 
 
 def _cards(ids: list[str], flat: list[str | None]) -> list[Card]:
