@@ -1,7 +1,8 @@
 """Connecting to Redis: the external server named by the settings, or the embedded one.
 
 Owns: turning settings into a live ``redis.asyncio.Redis`` client and reporting which server
-it is. Must not: know about streams or items.
+it is, and ``run_script``, a lean call for the hottest script. Must not: know about streams
+or items.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.embedded import EmbeddedRedis
 from core.errors import RedisUnavailable
@@ -78,3 +82,27 @@ async def connect(settings: Settings, *, start_embedded: bool = True) -> RedisHa
         },
     )
     return RedisHandle(client=client, url=url, embedded=embedded, version=version)
+
+
+async def run_script(client: aioredis.Redis, script: AsyncScript, keys: list[Any],
+                     args: list[Any]) -> Any:  # fmt: skip
+    """``await script(keys=keys, args=args)`` at half the client-side CPU: one EVALSHA on a
+    pooled connection, without redis-py's per-command wrapping (retry closure, metrics
+    hooks, response callbacks: ~60 µs a call, a sixth of an API list request).
+
+    Anything but a plain reply falls back to the script's own call, which loads the script
+    (NOSCRIPT after a restart or SCRIPT FLUSH) and retries a dropped connection as the
+    client is configured to. A reply error other than NOSCRIPT is raised as it is.
+    """
+    pool = client.connection_pool
+    conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        await conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        return await conn.read_response()
+    except NoScriptError:
+        pass  # the error reply was read whole: the connection is fine
+    except (RedisConnectionError, RedisTimeoutError, OSError):
+        await conn.disconnect()  # read_response has usually done it; sending may not have
+    finally:
+        await pool.release(conn)
+    return await script(keys=keys, args=args)

@@ -48,6 +48,7 @@ from typing import Any, Protocol
 from redis.exceptions import WatchError
 
 from core import keys
+from core.connection import run_script
 from core.errors import BadCursor
 from core.models import Item, Labels, StoredItem, item_id_for
 
@@ -789,9 +790,11 @@ class ItemStore:
             probe_args: list[str | int] = [len(probes)]
             for command, _key, *args in probes:
                 probe_args += [command, len(args), *args]
-            reply = await self._one_index_page(
-                keys=[*indexes, *(probe[1] for probe in probes)],
-                args=[*bounds, keys.item_key(""), *probe_args],
+            reply = await run_script(
+                self.redis,
+                self._one_index_page,
+                [*indexes, *(probe[1] for probe in probes)],
+                [*bounds, keys.item_key(""), *probe_args],
             )
             if guard is not None:
                 guard.check(reply[0])
