@@ -30,7 +30,7 @@ import random
 import socket
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,10 +39,12 @@ import redis.asyncio as aioredis
 import uvicorn
 
 from api.app import create_app
+from bench.polling import _cpu_of
 from core.embedded import EmbeddedRedis
 from core.models import Item, Labels, Match
 from core.settings import Settings
 from core.store import ItemStore
+from runner.roles import tune_gc_for_serving
 
 N_FULL = 100_000
 N_QUICK = 10_000
@@ -120,6 +122,7 @@ def _serve(url: str, sock: socket.socket) -> None:
     async def main() -> None:
         client = aioredis.Redis.from_url(url, decode_responses=True)
         app = create_app(Settings(load_seeds=False), client)
+        tune_gc_for_serving()  # as the api role does
         server = uvicorn.Server(
             uvicorn.Config(app, log_config=None, access_log=False, log_level="warning")
         )
@@ -153,6 +156,7 @@ async def _load(port: int, path: str, seconds: float, rate: float | None) -> Run
         await _exchange(reader, writer, request)
     begin = time.perf_counter() + 0.05
     deadline = begin + seconds
+    cpu0 = time.process_time()
 
     async def worker(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal errors
@@ -177,9 +181,10 @@ async def _load(port: int, path: str, seconds: float, rate: float | None) -> Run
 
     await asyncio.gather(*(worker(n, r, w) for n, (r, w) in enumerate(conns)))
     elapsed = time.perf_counter() - begin
+    cpu = time.process_time() - cpu0
     for _, writer in conns:
         writer.close()
-    return Run(sorted(latencies), errors, elapsed)
+    return Run(sorted(latencies), errors, elapsed, {"client": cpu})
 
 
 def _client(port: int, path: str, seconds: float, rate: float | None, out: mp.Queue) -> None:
@@ -191,6 +196,11 @@ class Run:
     latencies: list[float]  # sorted, seconds
     errors: int
     elapsed: float
+    cpu: dict[str, float]  # CPU seconds each process used during the run
+
+    def cpu_us(self, who: str) -> float:
+        """CPU µs per request of ``who`` (api, redis, client)."""
+        return self.cpu.get(who, 0.0) / max(1, len(self.latencies)) * 1e6
 
     @property
     def rps(self) -> float:
@@ -210,22 +220,28 @@ def run(quick: bool) -> None:
             started = time.perf_counter()
             asyncio.run(_fill(redis_server.url, n))
             print(f"stored {n:,} items in {time.perf_counter() - started:.1f} s")
-            _measure(redis_server.url, seconds)
+            _measure(redis_server.url, seconds, redis_server.pid)
         finally:
             redis_server.stop()
 
 
-def _drive(port: int, path: str, seconds: float, rate: float | None) -> Run:
+def _drive(
+    port: int, path: str, seconds: float, rate: float | None, pids: dict[str, int | None]
+) -> Run:
+    """One load run; the CPU the API and Redis processes used during it is added to the
+    client's own (a little more than the run: the client's start and warm-up too)."""
     ctx = mp.get_context("spawn")
     queue: mp.Queue = ctx.Queue()
     client = ctx.Process(target=_client, args=(port, path, seconds, rate, queue))
+    before = {who: _cpu_of(pid) for who, pid in pids.items()}
     client.start()
     result: Run = queue.get()
     client.join()
-    return result
+    used = {who: _cpu_of(pid) - before[who] for who, pid in pids.items()}
+    return replace(result, cpu={**result.cpu, **used})
 
 
-def _measure(url: str, seconds: float) -> None:
+def _measure(url: str, seconds: float, redis_pid: int | None) -> None:
     ctx = mp.get_context("spawn")
     # proto must be IPPROTO_TCP: asyncio only sets TCP_NODELAY on accepted sockets whose
     # proto says TCP, and socket.socket() leaves it 0 — Nagle plus the client's delayed ACK
@@ -239,9 +255,10 @@ def _measure(url: str, seconds: float) -> None:
     server.start()
     try:
         _wait_up(f"http://127.0.0.1:{port}")
-        saturated = {path: _drive(port, path, seconds, None) for path in PATHS}
+        pids = {"api": server.pid, "redis": redis_pid}
+        saturated = {path: _drive(port, path, seconds, None, pids) for path in PATHS}
         rate = saturated["/healthz"].rps * TARGET_RATIO
-        paced = {path: _drive(port, path, seconds, rate) for path in PATHS[1:]}
+        paced = {path: _drive(port, path, seconds, rate, pids) for path in PATHS[1:]}
     finally:
         server.terminate()
         server.join()
@@ -251,6 +268,11 @@ def _measure(url: str, seconds: float) -> None:
     for path, r in saturated.items():
         print(f"{path:28} {r.rps:8.0f} {r.rps / base:10.2f} {r.ms(0.5):8.2f} {r.ms(0.99):8.2f} "
               f"{r.errors}")  # fmt: skip
+    print("CPU µs per request at saturation (where the time goes; the 2 cores are shared):")
+    print(f"{'endpoint':28} {'api':>8} {'redis':>8} {'client':>8}")
+    for path, r in saturated.items():
+        print(f"{path:28} {r.cpu_us('api'):8.0f} {r.cpu_us('redis'):8.0f} "
+              f"{r.cpu_us('client'):8.0f}")  # fmt: skip
     print(f"at rate (open loop): {rate:.0f} req/s = {TARGET_RATIO:.2f} × healthz's saturation")
     print(f"{'endpoint':28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} errors")
     for path, r in paced.items():
