@@ -65,6 +65,7 @@ class Upsert(enum.Enum):
 # Key names only this module uses (the rest are in core.keys).
 INDEX_SCORE = f"{keys.PREFIX}:idx:score"
 STORIES = f"{keys.PREFIX}:stories"
+LISTED = f"{keys.PREFIX}:listed"  # item id → its list entry (see _LISTED)
 # The fields of an item a list page shows (the API's ItemOut without its times and labels).
 CARD_FIELDS: set[str] = {
     *("id", "feed_id", "title", "url", "outlet", "language", "summary", "published")
@@ -79,17 +80,17 @@ def labels_key(kind: str) -> str:
     return f"{keys.PREFIX}:labels:{kind}"
 
 
-# List pages are assembled by Redis: each item keeps its list entry, the API's ItemOut JSON,
-# ready in its field "listed", so a page is one HGET an item and a join (rebuilding the JSON
-# from the card, times and labels on every read cost Redis 2-3x more, and Python far more).
-# _LISTED's card_json builds it from an item's _CARD_ROW (card, ingested_at, classified_at,
-# labels): the card with the times (RFC 3339, "…Z" as pydantic writes them) and the labels
-# spliced in, as api/listing.py's card_out does (tests/api/test_listing.py checks both
-# against ItemOut). Every write of those fields runs _COMPOSE in its transaction. An item
-# stored before "listed" existed is assembled on read; one deleted meanwhile is left out,
-# as get_many does. page_json gives {the items' JSON joined by commas}, or, when one cannot
-# be assembled (no card: stored before cards existed; a time not in UTC), {false, every
-# item's _CARD_ROW flattened} for Python to render.
+# List pages are assembled by Redis: each item's list entry, the API's ItemOut JSON, is kept
+# ready in the hash LISTED (item id → JSON), so a page is one HMGET and a join (rebuilding
+# the JSON from the card, times and labels on every read cost Redis 2-3x more, and Python
+# far more). _LISTED's card_json builds it from an item's _CARD_ROW (card, ingested_at,
+# classified_at, labels): the card with the times (RFC 3339, "…Z" as pydantic writes them)
+# and the labels spliced in, as api/listing.py's card_out does (tests/api/test_listing.py
+# checks both against ItemOut). Every write of those fields runs _COMPOSE in its
+# transaction. An item stored before LISTED existed is assembled on read. page_json gives
+# {the items' JSON joined by commas}, or, when one cannot be assembled (no card: stored
+# before cards existed; a time not in UTC), {false, every item's _CARD_ROW flattened} for
+# Python to render. An item with no row (deleted) is left out, as get_many does.
 _LISTED = """
 local ROW = {'card', 'ingested_at', 'classified_at', 'labels'}  -- _CARD_ROW
 local function utc(s)
@@ -97,7 +98,7 @@ local function utc(s)
   return string.sub(s, 1, -7)
 end
 -- Appends the row's JSON in pieces to parts (table.concat then copies once): true, and
--- nothing appended for an item deleted meanwhile; false when it cannot be assembled.
+-- nothing appended for an item with no row; false when it cannot be assembled.
 local function card_json(row, parts)
   local card, at, classified, labels = row[1], row[2], row[3], row[4]
   if not at then return true end
@@ -124,25 +125,24 @@ local function card_json(row, parts)
   parts[n + 8] = '}'
   return true
 end
--- The item's JSON: '' when deleted meanwhile, nil when it cannot be assembled.
-local function listed(key)
-  local ready = redis.call('HGET', key, 'listed')
-  if ready then return ready end
+-- The page of the items ids (their hashes: prefix .. id), with LISTED at listed_key.
+local function page_json(listed_key, prefix, ids)
+  if #ids == 0 then return {''} end
+  local ready = redis.call('HMGET', listed_key, unpack(ids))
   local parts = {}
-  if not card_json(redis.call('HMGET', key, unpack(ROW)), parts) then return nil end
-  return table.concat(parts)
-end
-local function page_json(item_keys)
-  local parts = {}
-  for i = 1, #item_keys do
-    local one = listed(item_keys[i])
-    if one == nil then
-      local flat = {false}
-      for _, key in ipairs(item_keys) do
-        local row = redis.call('HMGET', key, unpack(ROW))
-        for j = 1, #ROW do flat[#flat + 1] = row[j] or false end
+  for i = 1, #ids do
+    local one = ready[i]
+    if not one then
+      local assembled = {}
+      if not card_json(redis.call('HMGET', prefix .. ids[i], unpack(ROW)), assembled) then
+        local flat = {false}
+        for _, id in ipairs(ids) do
+          local row = redis.call('HMGET', prefix .. id, unpack(ROW))
+          for j = 1, #ROW do flat[#flat + 1] = row[j] or false end
+        end
+        return flat
       end
-      return flat
+      one = table.concat(assembled)
     end
     if one ~= '' then parts[#parts + 1] = one end
   end
@@ -150,29 +150,30 @@ local function page_json(item_keys)
 end
 """
 
-# Rebuilds the list entry of the item KEYS[1] (in the transaction that changed its row).
+# Rebuilds the list entry of the item ARGV[1] (hash KEYS[1]; LISTED is KEYS[2]), in the
+# transaction that changed its row.
 _COMPOSE = (
     _LISTED
     + """
 local parts = {}
 if card_json(redis.call('HMGET', KEYS[1], unpack(ROW)), parts) and #parts > 0 then
-  redis.call('HSET', KEYS[1], 'listed', table.concat(parts))
+  redis.call('HSET', KEYS[2], ARGV[1], table.concat(parts))
 else
-  redis.call('HDEL', KEYS[1], 'listed')
+  redis.call('HDEL', KEYS[2], ARGV[1])
 end
 return 1
 """
 )
 
-# The page of the items KEYS, as page_json.
-_CARD_ROWS = _LISTED + "\nreturn page_json(KEYS)\n"
+# The page of the items ARGV[2..] (LISTED is KEYS[1]; item key = ARGV[1] .. id).
+_CARD_ROWS = _LISTED + "\nreturn page_json(KEYS[1], ARGV[1], {unpack(ARGV, 2)})\n"
 
 # The common list page (one index, no other filter) in one round trip: first a guard's
-# probes (read commands: KEYS[1 + i] is probe i's key; from ARGV[6], per probe its command,
+# probes (read commands: KEYS[2 + i] is probe i's key; from ARGV[6], per probe its command,
 # its number of arguments and those; ARGV[5]: how many probes), then the index KEYS[1]'s
 # members newest first from ARGV[1] down to ARGV[2], at most ARGV[3] (= page size + 1, to
-# know whether a next page exists), then page_json of the first ARGV[3] - 1 items (item key
-# = ARGV[4] .. the id after the member's "{15 digits}:").
+# know whether a next page exists), then page_json (LISTED is KEYS[2]) of the first
+# ARGV[3] - 1 items (item key = ARGV[4] .. the id after the member's "{15 digits}:").
 # Returns {probe replies, members, page_json...}.
 _ONE_INDEX_PAGE = (
     _LISTED
@@ -180,16 +181,14 @@ _ONE_INDEX_PAGE = (
 local probes, a = {}, 6
 for i = 1, tonumber(ARGV[5]) do
   local nargs = tonumber(ARGV[a + 1])
-  probes[i] = redis.call(ARGV[a], KEYS[i + 1], unpack(ARGV, a + 2, a + 1 + nargs))
+  probes[i] = redis.call(ARGV[a], KEYS[i + 2], unpack(ARGV, a + 2, a + 1 + nargs))
   a = a + 2 + nargs
 end
 local n = tonumber(ARGV[3])
 local members = redis.call('ZREVRANGEBYLEX', KEYS[1], ARGV[1], ARGV[2], 'LIMIT', 0, n)
-local item_keys = {}
-for i = 1, math.min(#members, n - 1) do
-  item_keys[i] = ARGV[4] .. string.sub(members[i], 17)
-end
-local out = page_json(item_keys)
+local ids = {}
+for i = 1, math.min(#members, n - 1) do ids[i] = string.sub(members[i], 17) end
+local out = page_json(KEYS[2], ARGV[4], ids)
 table.insert(out, 1, members)
 table.insert(out, 1, probes)
 return out
@@ -633,7 +632,7 @@ class ItemStore:
         if batch is not None:
             fields["batch"] = batch
         pipe.hset(keys.item_key(item.id), mapping=fields)
-        pipe.eval(_COMPOSE, 1, keys.item_key(item.id))
+        pipe.eval(_COMPOSE, 2, keys.item_key(item.id), LISTED, item.id)
         # One command for every index (a text has hundreds of words): packing one ZADD per
         # word cost more client CPU than everything else in storing an item.
         pipe.eval(_ZADD_ALL, len(base), *base, member)
@@ -659,7 +658,7 @@ class ItemStore:
                 "idx": json.dumps(idx),
             },
         )
-        pipe.eval(_COMPOSE, 1, key)
+        pipe.eval(_COMPOSE, 2, key, LISTED, item.id)
         # The old text's words go; the new text's come with its classification (set_labels;
         # an update publishes item.updated, which the classifier classifies again).
         for index in old_idx:
@@ -719,7 +718,7 @@ class ItemStore:
                             "label_idx": json.dumps(new_idx),
                         },
                     )
-                    pipe.eval(_COMPOSE, 1, key)
+                    pipe.eval(_COMPOSE, 2, key, LISTED, item_id)
                     for index in set(json.loads(old_idx or "[]")) - set(new_idx):
                         pipe.zrem(index, member)
                     for index in new_idx:
@@ -793,7 +792,7 @@ class ItemStore:
             reply = await run_script(
                 self.redis,
                 self._one_index_page,
-                [*indexes, *(probe[1] for probe in probes)],
+                [*indexes, LISTED, *(probe[1] for probe in probes)],
                 [*bounds, keys.item_key(""), *probe_args],
             )
             if guard is not None:
@@ -810,7 +809,7 @@ class ItemStore:
         ids, next_cursor = await self._find(q, indexes)
         if not ids:
             return CardPage([], next_cursor, joined="")
-        reply = await self.redis.eval(_CARD_ROWS, len(ids), *(keys.item_key(i) for i in ids))
+        reply = await self.redis.eval(_CARD_ROWS, 1, LISTED, keys.item_key(""), *ids)
         return _card_page(reply, next_cursor, lambda: ids)
 
     async def _find(self, q: ItemQuery, indexes: list[str]) -> tuple[list[str], str | None]:

@@ -11,7 +11,7 @@ from api import listing
 from api.schemas import ItemOut, ItemPage
 from core import keys
 from core.models import Item, StoredItem
-from core.store import ItemQuery
+from core.store import LISTED, ItemQuery
 from tests.api.conftest import NOW, make_item, make_labels
 
 
@@ -52,7 +52,8 @@ async def test_item_stored_without_a_card_is_rendered_whole(client, world, query
     await world.add(make_item(1), labels)
     await world.add(make_item(2), labels)
     # As stored before cards (and list entries) existed: Python renders the page.
-    await world.redis.hdel(keys.item_key(make_item(1).id), "card", "listed")
+    await world.redis.hdel(keys.item_key(make_item(1).id), "card")
+    await world.redis.hdel(LISTED, make_item(1).id)
     body = (await client.get(f"/v1/items{query}")).json()
     stored = await world.store.get_many([make_item(2).id, make_item(1).id])
     assert body == _slow_page(stored, None)
@@ -64,7 +65,7 @@ async def test_item_stored_without_a_list_entry_is_assembled_on_read(client, wor
     await world.add(make_item(1), labels)
     await world.add(make_item(2))
     await world.store.set_labels(make_item(2).id, labels, event_id="e2", now=NOW)
-    await world.redis.hdel(keys.item_key(make_item(1).id), "listed")  # stored before it
+    await world.redis.hdel(LISTED, make_item(1).id)  # stored before list entries
     body = (await client.get(f"/v1/items{query}")).json()
     stored = await world.store.get_many([make_item(2).id, make_item(1).id])
     assert body == _slow_page(stored, None)
@@ -128,11 +129,12 @@ def world_query(query: str) -> ItemQuery:
 
 
 @pytest.mark.parametrize("query", ["", "?topic=border_security&country=laos"])
-async def test_item_deleted_meanwhile_is_left_out(client, world, query):
+async def test_item_deleted_is_left_out_though_still_indexed(client, world, query):
     for n in (1, 2, 3):
         await world.add(make_item(n), make_labels("border_security", countries=("laos",)))
-    # Its hash gone but its index entries not yet: as between two commands of a delete.
+    # Its hash and list entry gone, its index entries not: as a delete's first steps.
     await world.redis.delete(keys.item_key(make_item(2).id))
+    await world.redis.hdel(LISTED, make_item(2).id)
     body = (await client.get(f"/v1/items{query}")).json()
     assert [i["id"] for i in body["items"]] == [make_item(3).id, make_item(1).id]
 
