@@ -17,11 +17,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 
-from api import problems
+from api import fastlist, problems
 from api.deps import Classify
+from api.fastlist import FastListMiddleware
 from api.metrics import LatencyMiddleware, Metrics
 from api.routers import alerts, export, feeds, health, items, stories, stream, subscriptions
 from api.routers import classify as classify_router
@@ -50,6 +52,7 @@ def create_app(
     classify: Classify | None = None,
     taxonomy: dict[str, list[str]] | None = None,
     clock: Callable[[], datetime] = _utcnow,
+    fast_list: bool = True,
 ) -> FastAPI:
     app = FastAPI(
         title="newsmon",
@@ -80,6 +83,8 @@ def create_app(
         stream.router,
     ):
         app.include_router(router)
+    if fast_list:  # off: every list page goes through the route (tests compare the two)
+        app.add_middleware(FastListMiddleware, route=_route(items.router, fastlist.PATH))
     origins = list(getattr(settings, "api_cors_origins", None) or [])
     if origins:
         app.add_middleware(
@@ -92,6 +97,13 @@ def create_app(
     app.add_middleware(LatencyMiddleware, metrics=app.state.metrics)
     _problem_media_type(app)
     return app
+
+
+def _route(router: APIRouter, path: str) -> APIRoute:
+    found = [r for r in router.routes if isinstance(r, APIRoute) and r.path == path]
+    if len(found) != 1:
+        raise RuntimeError(f"expected one route for {path}, found {len(found)}")
+    return found[0]
 
 
 _MALFORMED = {

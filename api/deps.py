@@ -77,6 +77,12 @@ async def bearer_token(request: Request) -> str | None:
     return credentials.credentials if credentials is not None else None
 
 
+async def check_key(request: Request, scope: Scope, token: str | None) -> ApiKey | None:
+    """The key check on its own: ``authorize`` on a lookup of ``token``."""
+    keys: ApiKeys = request.app.state.apikeys
+    return authorize(request, scope, token, await keys.lookup(token))
+
+
 class KeyGuard:
     """The key check as a ``core.store.Guard``: its lookup rides in the command that reads
     the page it guards (``GET /v1/items``), and its decision is ``authorize``'s."""
@@ -98,8 +104,7 @@ def _require(scope: Scope) -> Callable[..., Awaitable[ApiKey | None]]:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> ApiKey | None:
         token = credentials.credentials if credentials is not None else None
-        keys: ApiKeys = request.app.state.apikeys
-        return authorize(request, scope, token, await keys.lookup(token))
+        return await check_key(request, scope, token)
 
     return check
 

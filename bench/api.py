@@ -35,11 +35,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import redis.asyncio as aioredis
 import uvicorn
 
 from api.app import create_app
 from bench.polling import _cpu_of
+from core.connection import make_client
 from core.embedded import EmbeddedRedis
 from core.models import Item, Labels, Match
 from core.settings import Settings
@@ -101,7 +101,7 @@ def _item(i: int, rng: random.Random) -> tuple[Item, Labels]:
 
 
 async def _fill(url: str, n: int) -> None:
-    client = aioredis.Redis.from_url(url, decode_responses=True)
+    client = make_client(url)
     store = ItemStore(client)
     rng = random.Random(7)
     now = datetime.now(UTC)
@@ -120,7 +120,7 @@ async def _fill(url: str, n: int) -> None:
 
 def _serve(url: str, sock: socket.socket) -> None:
     async def main() -> None:
-        client = aioredis.Redis.from_url(url, decode_responses=True)
+        client = make_client(url)
         app = create_app(Settings(load_seeds=False), client)
         tune_gc_for_serving()  # as the api role does
         server = uvicorn.Server(

@@ -780,9 +780,14 @@ class ItemStore:
         ``guard`` (the API's key check) is decided before the page is used: its reads ride
         in the page's one command when the page takes one (its check then refuses a page
         already read), else they go first, alone."""
-        _check_cursor(q)
-        indexes = q.positive_indexes()
         probes = guard.reads() if guard is not None else []
+        try:
+            _check_cursor(q)
+        except BadCursor:
+            if guard is not None:  # a refusal comes before any other answer
+                await self._guard_alone(guard, probes)
+            raise
+        indexes = q.positive_indexes()
         if len(indexes) == 1 and q.relevant is not False and q.min_score is None:
             # One index decides: the guard's reads, _find's result and the page at once.
             bounds = [_upper_bound(q), _lower_bound(q), q.limit + 1]
@@ -802,15 +807,18 @@ class ItemStore:
             page = members[: q.limit]
             return _card_page(reply[2:], members[q.limit - 1] if more else None, lambda: _ids(page))
         if guard is not None:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for probe in probes:
-                    pipe.execute_command(*probe)
-                guard.check(await pipe.execute())
+            await self._guard_alone(guard, probes)
         ids, next_cursor = await self._find(q, indexes)
         if not ids:
             return CardPage([], next_cursor, joined="")
         reply = await self.redis.eval(_CARD_ROWS, 1, LISTED, keys.item_key(""), *ids)
         return _card_page(reply, next_cursor, lambda: ids)
+
+    async def _guard_alone(self, guard: Guard, probes: list[tuple[str, ...]]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for probe in probes:
+                pipe.execute_command(*probe)
+            guard.check(await pipe.execute())
 
     async def _find(self, q: ItemQuery, indexes: list[str]) -> tuple[list[str], str | None]:
         """The ids of the page ``q`` asks for, in order, and the next page's cursor

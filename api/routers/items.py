@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 
 from api import listing
-from api.deps import KeyGuard, ReadKey, StoreDep, bearer_token
+from api.deps import KeyGuard, ReadKey, StoreDep, bearer_token, check_key
 from api.filters import PAGE_OPENAPI, page_params
 from api.problems import ApiProblem
 from api.schemas import ItemDetail, ItemPage, Problem
@@ -47,8 +48,13 @@ async def list_items(request: Request) -> Response:
     key lookup rides in the page's round trip to Redis (``KeyGuard``; the page is not used
     unless the key passes). The parameters are documented by ``PAGE_OPENAPI``.
     """
-    filters, limit, cursor = page_params(request)
-    guard = KeyGuard(request, "read", await bearer_token(request))
+    token = await bearer_token(request)
+    try:
+        filters, limit, cursor = page_params(request)
+    except (RequestValidationError, ApiProblem):
+        await check_key(request, "read", token)  # a refusal comes first, as on every route
+        raise
+    guard = KeyGuard(request, "read", token)
     store: ItemStore = request.app.state.store
     query = filters.query(limit=limit, cursor=cursor, max_scan=max_scan(request))
     page = await store.query_cards(query, guard=guard)

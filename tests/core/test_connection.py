@@ -1,12 +1,22 @@
-"""``run_script``: the lean EVALSHA gives the script's own answers, and falls back to the
+"""The client ``make_client`` builds: hiredis packs its commands exactly as redis-py would;
+``run_script``, the lean EVALSHA, gives the script's own answers, and falls back to the
 client's call (which loads the script and retries) when the plain call cannot answer."""
 
 from __future__ import annotations
 
 import pytest
-from redis.exceptions import ResponseError
+import redis.asyncio as aioredis
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from redis.exceptions import DataError, ResponseError
 
-from core.connection import make_client, run_script
+from core.connection import (
+    _Connection,
+    _SSLConnection,
+    _UnixConnection,
+    make_client,
+    run_script,
+)
 
 _ECHO = "return {KEYS[1], ARGV[1], redis.call('INCR', KEYS[1])}"
 
@@ -55,5 +65,54 @@ async def test_a_script_error_is_raised_as_it_is(redis_url, r):
         with pytest.raises(ResponseError, match="not an integer"):
             await run_script(client, script, ["text"], [])
         assert await run_script(client, script, ["n"], []) == 1  # the connection still works
+    finally:
+        await client.aclose()
+
+
+_ARG = st.one_of(
+    st.text(),
+    st.binary(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(head=st.sampled_from(["SET", "EVALSHA", "CONFIG GET", "hset"]), rest=st.lists(_ARG))
+def test_hiredis_packing_is_byte_identical_to_redis_pys(head, rest):
+    ours = _Connection()
+    theirs = aioredis.Connection()
+    assert b"".join(ours.pack_command(head, *rest)) == b"".join(theirs.pack_command(head, *rest))
+    commands = [(head, *rest), ("GET", "k")]
+    assert b"".join(ours.pack_commands(commands)) == b"".join(theirs.pack_commands(commands))
+
+
+@pytest.mark.parametrize("bad", [None, True, object()])
+def test_what_hiredis_refuses_gets_redis_pys_error(bad):
+    with pytest.raises(DataError):
+        _Connection().pack_command("SET", "k", bad)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://127.0.0.1:6379/0", _Connection),
+        ("rediss://example.org:6380/0", _SSLConnection),
+        ("unix:///tmp/redis.sock?db=1", _UnixConnection),
+    ],
+)
+def test_every_scheme_gets_the_packing_connection(url, expected):
+    client = make_client(url)
+    assert client.connection_pool.connection_class is expected
+
+
+async def test_the_packing_client_round_trips(redis_url, r):
+    client = make_client(redis_url)
+    try:
+        assert await client.set("k", "é") is True
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.incrbyfloat("f", 1.5)
+            pipe.get("k")
+            assert await pipe.execute() == [1.5, "é"]
     finally:
         await client.aclose()
