@@ -212,6 +212,8 @@ class _Reader:
         if len(element) or (bare and element.attrib):
             raise _Refused
         output = (element.text or "").strip()
+        if output.isascii():
+            return output  # neither step below changes ASCII (and isascii() is O(1))
         if self.fix_utf8:
             with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
                 output = output.encode("iso-8859-1").decode("utf-8")

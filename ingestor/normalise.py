@@ -13,6 +13,7 @@ from __future__ import annotations
 import calendar
 import re
 import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from html import unescape
@@ -136,12 +137,8 @@ def _origin(base_url: str) -> str | None:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def sanitize_html(html: str, base_url: str | None) -> str:
-    """Article HTML made safe to show: no scripts, styles, frames, event handlers or
-    ``javascript:`` URLs; relative ``href``/``src`` made absolute against ``base_url``."""
-    if not html.strip():
-        return ""
-
+def _absolutiser(base_url: str | None) -> Callable[[str, str, str], str | None]:
+    """nh3's attribute filter: ``href``/``src``/``cite`` made absolute against ``base_url``."""
     origin = _origin(base_url) if base_url else None
 
     def absolutise(_element: str, attribute: str, value: str) -> str | None:
@@ -155,16 +152,37 @@ def sanitize_html(html: str, base_url: str | None) -> str:
                 return None
         return value
 
-    return nh3.clean(
-        html,
+    return absolutise
+
+
+def html_sanitizer(base_url: str | None) -> Callable[[str], str]:
+    """:func:`sanitize_html` bound to one ``base_url``, for the items of one feed.
+
+    Building nh3's cleaner (the policy's sets handed over to Rust) costs about as much as
+    cleaning a 2 KB article: ``nh3.clean`` builds one per call, this builds one per feed.
+    """
+    cleaner = nh3.Cleaner(
         tags=set(ALLOWED_TAGS),
         clean_content_tags=set(_DROP_WITH_CONTENT),
         attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
-        attribute_filter=absolutise,
+        attribute_filter=_absolutiser(base_url),
         url_schemes=set(URL_SCHEMES),
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
-    ).strip()
+    )
+
+    def sanitize(html: str) -> str:
+        return cleaner.clean(html).strip() if html.strip() else ""
+
+    return sanitize
+
+
+def sanitize_html(html: str, base_url: str | None) -> str:
+    """Article HTML made safe to show: no scripts, styles, frames, event handlers or
+    ``javascript:`` URLs; relative ``href``/``src`` made absolute against ``base_url``."""
+    if not html.strip():
+        return ""
+    return html_sanitizer(base_url)(html)
 
 
 # --- HTML to text --------------------------------------------------------------------------
@@ -179,11 +197,27 @@ _BLOCK_TAGS: Final = frozenset(
 )  # fmt: skip
 _PARA: Final = "\ue000"  # paragraph break marker (private use: removed from the input first)
 _LINE: Final = "\ue001"  # line break marker (<br>)
-_MARKERS: Final = re.compile("[\ue000\ue001]")
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Control characters and the markers, replaced in one scan of the input (each scan of a
+# 2 KB article costs ~8 µs).
+_CONTROL_OR_MARKER: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ue000\ue001]")
+_BLANK_LINES: Final = re.compile(r"\n[ \t]*\n\s*")
 
 
-_BLOCK_NAMES: Final = "|".join(sorted(_BLOCK_TAGS))
+def _any_of(names: Iterable[str]) -> str:
+    """An alternation of ``names`` grouped by first letter ("a(?:ddress|side)|b(?:r)").
+
+    At every "<" the regex engine tries each branch in turn and, ignoring case, cannot skip
+    one on its first character: grouped, a tag meets ~15 branches instead of ~40, and
+    ``_BLOCK`` runs ~35 % faster. The names matched are the same.
+    """
+    groups: dict[str, list[str]] = {}
+    for name in sorted(names):
+        groups.setdefault(name[0], []).append(re.escape(name[1:]))
+    return "|".join(f"{re.escape(first)}(?:{'|'.join(rest)})" for first, rest in groups.items())
+
+
+_BLOCK_NAMES: Final = _any_of(_BLOCK_TAGS)
 # One pass of regular expressions instead of an HTMLParser subclass: ~5x faster, and tag
 # soup needs no tree. A tag's attributes may quote ">" ("<a title='a>b'>").
 _ATTRS: Final = r"""(?:[^>"']|"[^"]*"|'[^']*')*"""
@@ -197,10 +231,16 @@ _TAG: Final = re.compile(rf"</?[A-Za-z][\w:.-]*{_ATTRS}>|<![^>]*>|<\?[^>]*>")
 
 
 def _layout(marked: str) -> str:
+    """Paragraphs (split at ``_PARA``) of lines (split at ``_LINE``), whitespace collapsed,
+    empty lines and paragraphs dropped."""
     paragraphs = []
     for para in marked.split(_PARA):
-        lines = (" ".join(line.split()) for line in para.split(_LINE))
-        text = "\n".join(line for line in lines if line)
+        # Most paragraphs have no <br>: one split and join, no generator (~40 % faster).
+        if _LINE in para:
+            lines = [" ".join(line.split()) for line in para.split(_LINE)]
+            text = "\n".join([line for line in lines if line])
+        else:
+            text = " ".join(para.split())
         if text:
             paragraphs.append(text)
     return "\n\n".join(paragraphs)
@@ -210,7 +250,7 @@ def html_to_text(html: str) -> str:
     """Readable text of an HTML fragment: block elements become paragraph breaks (a blank
     line), ``<br>`` a line break, entities are decoded, other whitespace collapsed, and the
     content of scripts and styles dropped."""
-    text = _MARKERS.sub(" ", _CONTROL.sub(" ", html))
+    text = _CONTROL_OR_MARKER.sub(" ", html)
     if "<" in text:
         text = _SKIPPED.sub("", text)
         text = _BLOCK.sub(_PARA, text)
@@ -224,9 +264,8 @@ def html_to_text(html: str) -> str:
 def normalise_text(text: str) -> str:
     """Plain text tidied like :func:`html_to_text`'s output: blank lines separate
     paragraphs, single newlines separate lines, other whitespace runs become one space."""
-    text = _CONTROL.sub(" ", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = _MARKERS.sub(" ", text)
-    return _layout(re.sub(r"\n[ \t]*\n\s*", _PARA, text).replace("\n", _LINE))
+    text = _CONTROL_OR_MARKER.sub(" ", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return _layout(_BLANK_LINES.sub(_PARA, text).replace("\n", _LINE))
 
 
 def one_line(text: str) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -30,10 +30,10 @@ from ingestor.fastparse import parse_rss
 from ingestor.jsonfeed import JsonFeedError, looks_like_json, parse_json_feed
 from ingestor.normalise import (
     canonical_url,
+    html_sanitizer,
     html_to_text,
     normalise_text,
     one_line,
-    sanitize_html,
     to_utc,
 )
 
@@ -104,6 +104,7 @@ class _Context:
     outlet: str | None
     language: str | None
     now: datetime
+    sanitize: Callable[[str], str]  # html_sanitizer(base): one nh3 cleaner per feed
 
 
 def parse_feed(
@@ -192,7 +193,14 @@ def _parse_xml(
     language = _clean_lang(feed.get("language")) or _clean_lang(
         (feed.get("title_detail") or {}).get("language")
     )
-    ctx = _Context(feed_id=feed_id, base=base, outlet=title, language=language, now=now)
+    ctx = _Context(
+        feed_id=feed_id,
+        base=base,
+        outlet=title,
+        language=language,
+        now=now,
+        sanitize=html_sanitizer(base),
+    )
     items, skipped = _build_items((_from_feedparser(e) for e in entries), ctx, warnings)
     return ParsedFeed(
         title=title,
@@ -422,7 +430,14 @@ def _parse_json(
     warnings = list(doc.warnings)
     title = one_line(doc.title) if doc.title else None
     language = _clean_lang(doc.language)
-    ctx = _Context(feed_id=feed_id, base=feed_url, outlet=title, language=language, now=now)
+    ctx = _Context(
+        feed_id=feed_id,
+        base=feed_url,
+        outlet=title,
+        language=language,
+        now=now,
+        sanitize=html_sanitizer(feed_url),
+    )
     entries = (
         _Entry(
             guid=item.id,
@@ -497,7 +512,7 @@ def _item(entry: _Entry, ctx: _Context, warnings: list[str], index: int) -> Item
         guid=guid,
         title=_title(entry.title, text),
         summary=_truncate(summary, SUMMARY_LIMIT),
-        html=sanitize_html(html_source.value, ctx.base) if html_source is not None else "",
+        html=ctx.sanitize(html_source.value) if html_source is not None else "",
         text=text,
         authors=_unique(entry.authors),
         tags=_unique(entry.tags),

@@ -95,6 +95,10 @@ ACCEPTED = {
     "bad ttl": rss("", channel="<title>T</title><ttl>soon</ttl>"),
     "mojibake repaired": rss("<item><guid>a</guid><title>cafÃ©</title></item>"),
     "cp1252 code points": rss("<item><guid>a</guid><title>quote&#x93;d&#x94;</title></item>"),
+    "ASCII beside repaired text": rss(
+        "<item><guid> a </guid><title>plain</title><description>cafÃ© &#x93;q&#x94;</description>"
+        "<category> B </category></item>"
+    ),
     "no guid, no link": rss("<item><title>dropped</title></item><item><guid>k</guid></item>"),
     "ignored item elements": rss(
         '<item><guid>a</guid><comments>/c</comments><enclosure url="/x.mp3" length="1" '
