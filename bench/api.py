@@ -44,6 +44,7 @@ from core.embedded import EmbeddedRedis
 from core.models import Item, Labels, Match
 from core.settings import Settings
 from core.store import ItemStore
+from runner.cli import run_async
 from runner.roles import tune_gc_for_serving
 
 N_FULL = 100_000
@@ -128,7 +129,7 @@ def _serve(url: str, sock: socket.socket) -> None:
         )
         await server.serve(sockets=[sock])
 
-    asyncio.run(main())
+    run_async(main(), Settings().event_loop)  # the event loop the runner would use
 
 
 async def _exchange(

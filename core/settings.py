@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     sse_keepalive_s: float = Field(default=15.0, gt=0, le=300, description="SSE keep-alive.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        default="auto", description="Event loop of the services: auto = uvloop when installed."
+    )
     load_seeds: bool = Field(default=True, description="Load the baseline seeds at start-up.")
     seeds_dir: Path = Field(default=PROJECT_ROOT / "seeds")
     feeds_file: Path = Field(

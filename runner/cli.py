@@ -12,8 +12,10 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from core.errors import NewsmonError, SettingsError
 from core.logs import setup_logging
@@ -114,12 +116,32 @@ def main(argv: list[str] | None = None) -> int:
 
             return commands.offline(settings, args)
         if args.command in ("feeds", "poll", "keys", "subscriptions", "reclassify"):
-            return asyncio.run(_command(settings, args))
+            return run_async(_command(settings, args), settings.event_loop)
         roles = ROLES if args.command == "serve" else (args.command,)
-        return asyncio.run(_run(settings, roles))
+        return run_async(_run(settings, roles), settings.event_loop)
     except (NewsmonError, ValueError) as e:
         print(f"newsmon: {e}", file=sys.stderr)
         return 1
+
+
+_T = TypeVar("_T")
+
+
+def run_async(main: Coroutine[Any, Any, _T], loop: str) -> _T:
+    """``asyncio.run(main)`` on the event loop ``loop`` names (``NEWSMON_EVENT_LOOP``):
+    uvloop for "uvloop", and for "auto" when it is installed; else asyncio's own."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if loop != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if loop == "uvloop":
+                main.close()
+                raise SettingsError("NEWSMON_EVENT_LOOP", "uvloop is not installed") from None
+        else:
+            factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
 
 
 async def _command(settings: Settings, args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ client's call (which loads the script and retries) when the plain call cannot an
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import redis.asyncio as aioredis
 from hypothesis import given, settings
@@ -114,5 +116,25 @@ async def test_the_packing_client_round_trips(redis_url, r):
             pipe.incrbyfloat("f", 1.5)
             pipe.get("k")
             assert await pipe.execute() == [1.5, "é"]
+    finally:
+        await client.aclose()
+
+
+async def test_writes_large_and_small_commands_and_health_checks(redis_url, r):
+    client = make_client(redis_url)
+    try:
+        big = "x" * (3 * 1024 * 1024)  # past the write buffer's high-water mark: drains
+        assert await client.set("big", big) is True
+        assert await client.strlen("big") == len(big)
+        conn = await client.connection_pool.get_connection()
+        try:
+            conn.next_health_check = -1.0  # a health check is due: redis-py's own path
+            await conn.send_command("PING")
+            assert await conn.read_response() == "PONG"
+            assert conn.next_health_check > 0
+        finally:
+            await client.connection_pool.release(conn)
+        results = await asyncio.gather(*(client.incr("n") for _ in range(50)))
+        assert sorted(results) == list(range(1, 51))
     finally:
         await client.aclose()
