@@ -3,7 +3,8 @@
 An embedded Redis is filled with N items (100,000; ``--quick``: 10,000) of 1–3 KB of text,
 each classified with one to three of 8 topics and carrying evidence like the classifier's,
 stored through ``ItemStore`` like the services do. The API runs in a uvicorn server (one
-process, the production app) on 127.0.0.1. A separate client process (a lean asyncio
+process, the production app, connected, tuned and on the event loop as the runner's api
+role is) on 127.0.0.1. A separate client process (a lean asyncio
 HTTP/1.1 keep-alive client: httpx's pool would be the bottleneck, encode/httpx#3215) drives
 each endpoint over 50 connections in two ways:
 
@@ -12,6 +13,8 @@ each endpoint over 50 connections in two ways:
 - **at rate** (open loop): the 50 connections together send requests at one third of
   healthz's saturation rate, on a fixed schedule, and latency counts from the scheduled
   send time (so a stall is not hidden by the client waiting: no coordinated omission).
+
+Each process's CPU per request (API, Redis, client) is printed too: where the time goes.
 
 Endpoints: ``GET /healthz`` (the baseline: no Redis at all), ``GET /v1/items?topic=…``
 (one topic index) and ``GET /v1/items?q=…`` (a word index), 50 items a page.
@@ -38,7 +41,7 @@ import httpx
 import uvicorn
 
 from api.app import create_app
-from bench.polling import _cpu_of
+from bench.polling import cpu_of
 from core.connection import make_client
 from core.embedded import EmbeddedRedis
 from core.models import Item, Labels, Match
@@ -234,11 +237,11 @@ def _drive(
     ctx = mp.get_context("spawn")
     queue: mp.Queue = ctx.Queue()
     client = ctx.Process(target=_client, args=(port, path, seconds, rate, queue))
-    before = {who: _cpu_of(pid) for who, pid in pids.items()}
+    before = {who: cpu_of(pid) for who, pid in pids.items()}
     client.start()
     result: Run = queue.get()
     client.join()
-    used = {who: _cpu_of(pid) - before[who] for who, pid in pids.items()}
+    used = {who: cpu_of(pid) - before[who] for who, pid in pids.items()}
     return replace(result, cpu={**result.cpu, **used})
 
 

@@ -275,12 +275,12 @@ class FeedServer:
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_of(pid: int | tuple[int, ...] | None) -> float:
+def cpu_of(pid: int | tuple[int, ...] | None) -> float:
     """User + system CPU seconds of a process (this one when ``pid`` is None)."""
     if pid is None:
         return time.process_time()
     if isinstance(pid, tuple):
-        return sum(_cpu_of(p) for p in pid)
+        return sum(cpu_of(p) for p in pid)
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -318,11 +318,11 @@ class Meter:
 
     def start(self) -> None:
         self.t0 = time.perf_counter()
-        self.c0 = {k: _cpu_of(p) for k, p in self.pids.items()}
+        self.c0 = {k: cpu_of(p) for k, p in self.pids.items()}
 
     def stop(self, label: str, n: int, items: int) -> Pass:
         wall = time.perf_counter() - self.t0
-        cpu = {k: _cpu_of(p) - self.c0[k] for k, p in self.pids.items()}
+        cpu = {k: cpu_of(p) - self.c0[k] for k, p in self.pids.items()}
         return Pass(label, n, items, wall, cpu)
 
 
