@@ -28,6 +28,7 @@ process, the HTTP server, redis-server): on a 2-core machine that shows who is t
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -51,7 +52,8 @@ from ingestor.poller import Politeness, Poller, PollReport
 from ingestor.scheduler import Scheduler
 from ingestor.service import Ingestor
 from ingestor.state import FeedRegistry
-from runner.roles import make_parse_pool
+from runner.cli import run_async
+from runner.roles import make_parse_pool, tune_gc_for_serving
 
 NS_FULL = (100, 500, 2000)
 NS_QUICK = (100, 500)
@@ -361,6 +363,18 @@ async def server_alone(srv: FeedServer, n: int, rounds: int) -> tuple[float, flo
 
 
 # -- newsmon ---------------------------------------------------------------------------------
+def _as_the_runner(main: Any) -> Any:
+    """Run newsmon's side as the ingestor role runs: its event loop, its collector tuning
+    (undone afterwards: reader's side runs with Python's defaults)."""
+    threshold = gc.get_threshold()
+    tune_gc_for_serving()
+    try:
+        return run_async(main, Settings().event_loop)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -511,7 +525,7 @@ def run(quick: bool) -> None:
         redis.start()
         pids = {"client": None, "http": srv.proc.pid, "redis": redis.pid}
         try:
-            results = [asyncio.run(newsmon_run(redis.url, srv, n, pids)) for n in ns]
+            results = [_as_the_runner(newsmon_run(redis.url, srv, n, pids)) for n in ns]
         finally:
             redis.stop()
         pids = {"client": None, "http": srv.proc.pid}
