@@ -48,7 +48,7 @@ from core.embedded import EmbeddedRedis
 from core.models import Item, Labels, Match
 from core.settings import Settings
 from core.store import ItemStore
-from runner.cli import run_async
+from runner.cli import event_loop_for, run_async
 from runner.roles import tune_gc_for_serving
 
 N_FULL = 100_000
@@ -133,7 +133,7 @@ def _serve(url: str, sock: socket.socket) -> None:
         )
         await server.serve(sockets=[sock])
 
-    run_async(main(), Settings().event_loop)  # the event loop the runner would use
+    run_async(main(), event_loop_for(("api",), Settings().event_loop))  # as `newsmon api`
 
 
 async def _exchange(

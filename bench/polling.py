@@ -52,7 +52,7 @@ from ingestor.poller import Politeness, Poller, PollReport
 from ingestor.scheduler import Scheduler
 from ingestor.service import Ingestor
 from ingestor.state import FeedRegistry
-from runner.cli import run_async
+from runner.cli import event_loop_for, run_async
 from runner.roles import make_parse_pool, tune_gc_for_serving
 
 NS_FULL = (100, 500, 2000)
@@ -369,7 +369,7 @@ def _as_the_runner(main: Any) -> Any:
     threshold = gc.get_threshold()
     tune_gc_for_serving()
     try:
-        return run_async(main, Settings().event_loop)
+        return run_async(main, event_loop_for(("ingestor",), Settings().event_loop))
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)

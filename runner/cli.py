@@ -116,9 +116,9 @@ def main(argv: list[str] | None = None) -> int:
 
             return commands.offline(settings, args)
         if args.command in ("feeds", "poll", "keys", "subscriptions", "reclassify"):
-            return run_async(_command(settings, args), settings.event_loop)
+            return run_async(_command(settings, args), event_loop_for((), settings.event_loop))
         roles = ROLES if args.command == "serve" else (args.command,)
-        return run_async(_run(settings, roles), settings.event_loop)
+        return run_async(_run(settings, roles), event_loop_for(roles, settings.event_loop))
     except (NewsmonError, ValueError) as e:
         print(f"newsmon: {e}", file=sys.stderr)
         return 1
@@ -127,9 +127,19 @@ def main(argv: list[str] | None = None) -> int:
 _T = TypeVar("_T")
 
 
+def event_loop_for(roles: tuple[str, ...], setting: str) -> str:
+    """The event loop for a process running ``roles`` (none: a command), as
+    ``NEWSMON_EVENT_LOOP`` says; "auto" picks uvloop for a process that only serves the API
+    (~20 % less CPU a request, measured) and asyncio's own elsewhere: httpcore's connection
+    pool (through anyio) costs more on uvloop, 1.9 → 3.3 ms of CPU per feed answering 304."""
+    if setting != "auto":
+        return setting
+    return "auto" if roles == ("api",) else "asyncio"
+
+
 def run_async(main: Coroutine[Any, Any, _T], loop: str) -> _T:
-    """``asyncio.run(main)`` on the event loop ``loop`` names (``NEWSMON_EVENT_LOOP``):
-    uvloop for "uvloop", and for "auto" when it is installed; else asyncio's own."""
+    """``asyncio.run(main)`` on the event loop ``loop`` names: uvloop for "uvloop", and for
+    "auto" when it is installed; asyncio's own for "asyncio"."""
     factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     if loop != "asyncio":
         try:

@@ -9,7 +9,7 @@ import pytest
 import uvloop
 
 from core.errors import SettingsError
-from runner.cli import run_async
+from runner.cli import event_loop_for, run_async
 
 
 async def _loop_type() -> type:
@@ -30,3 +30,12 @@ def test_without_uvloop_auto_falls_back_and_uvloop_is_an_error(monkeypatch):
     assert not issubclass(run_async(_loop_type(), "auto"), uvloop.Loop)
     with pytest.raises(SettingsError, match="uvloop is not installed"):
         run_async(_loop_type(), "uvloop")
+
+
+def test_auto_means_uvloop_for_the_api_alone():
+    assert event_loop_for(("api",), "auto") == "auto"
+    assert event_loop_for(("ingestor",), "auto") == "asyncio"
+    assert event_loop_for(("ingestor", "classifier", "notifier", "api"), "auto") == "asyncio"
+    assert event_loop_for((), "auto") == "asyncio"  # commands
+    assert event_loop_for(("ingestor",), "uvloop") == "uvloop"
+    assert event_loop_for(("api",), "asyncio") == "asyncio"
