@@ -1,0 +1,71 @@
+"""The guarded transport's pool (``core.http._LinearPool``) and streams (``_ReadableCheck``):
+the same connection handling as httpcore's own, at linear cost."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import httpcore
+import httpx
+import pytest
+
+from core.http import GuardedBackend, GuardedTransport, _LinearPool, _ReadableCheck
+from tests.ingestor.httpserver import TestServer
+
+
+@pytest.fixture
+def srv():
+    with TestServer() as server:
+        server.route("/feed", body=b"<rss/>", headers={"ETag": '"1"'})
+        yield server
+
+
+def _client(max_connections: int) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=None)
+    transport = GuardedTransport(GuardedBackend(allow_private=True), limits=limits)
+    return httpx.AsyncClient(transport=transport)
+
+
+async def test_requests_beyond_the_pool_wait_and_reuse_its_connections(srv):
+    async with _client(max_connections=4) as client:
+        assert isinstance(client._transport._pool, _LinearPool)  # type: ignore[attr-defined]
+        replies = await asyncio.gather(*(client.get(srv.url("/feed")) for _ in range(60)))
+        assert [r.status_code for r in replies] == [200] * 60
+        assert srv.connections <= 4  # queued requests waited for a pooled connection
+        again = await asyncio.gather(*(client.get(srv.url("/feed")) for _ in range(8)))
+        assert all(r.content == b"<rss/>" for r in again)
+        assert srv.connections <= 4  # and the next round reused them
+
+
+async def test_surplus_idle_connections_are_closed_down_to_the_keepalive_limit(srv):
+    limits = httpx.Limits(max_connections=10, max_keepalive_connections=2)
+    transport = GuardedTransport(GuardedBackend(allow_private=True), limits=limits)
+    async with httpx.AsyncClient(transport=transport) as client:
+        await asyncio.gather(*(client.get(srv.url("/feed")) for _ in range(10)))
+        await client.get(srv.url("/feed"))  # its bookkeeping closes the surplus
+        pool: Any = transport._pool
+        assert len(pool.connections) <= 2
+
+
+class _Inner(httpcore.AsyncNetworkStream):
+    """A stream over a real socket, as the inner backend gives (only what the check uses)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def get_extra_info(self, info: str) -> Any:
+        return self.sock if info == "socket" else None
+
+
+def test_an_idle_stream_reads_readable_once_the_server_closes_it():
+    ours, theirs = socket.socketpair()
+    try:
+        stream = _ReadableCheck(_Inner(ours))
+        assert stream.get_extra_info("is_readable") is False
+        theirs.close()  # the server hangs up on the idle connection
+        assert stream.get_extra_info("is_readable") is True
+        assert stream.get_extra_info("server_addr") is None  # the rest is the inner stream's
+    finally:
+        ours.close()
