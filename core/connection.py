@@ -7,7 +7,6 @@ or items.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -56,54 +55,16 @@ def _hiredis_pack(self: Any, *args: Any) -> list[bytes]:
         return list(aioredis.Connection.pack_command(self, *args))
 
 
-# A write waits for the socket only past this much unsent (asyncio's own high-water mark).
-_WRITE_HIGH_WATER = 64 * 1024
-
-
-async def _send_packed(self: Any, command: Any, check_health: bool = True) -> None:
-    """redis-py's ``send_packed_command`` without a task per command: with a socket timeout
-    it runs every write under ``asyncio.wait_for``, which on Python 3.11 wraps the write in
-    a new task (~20 µs, as much as packing). Here the command goes to the transport at once
-    and only a write that would wait (a full buffer) waits, under that timeout. Not yet
-    connected, a health check due, or no timeout: redis-py's own path."""
-    loop = asyncio.get_running_loop()
-    due = check_health and self.health_check_interval and loop.time() > self.next_health_check
-    writer = self._writer
-    if not self.socket_timeout or not self.is_connected or due or writer is None:
-        await aioredis.Connection.send_packed_command(self, command, check_health)
-        return
-    if isinstance(command, str):
-        command = command.encode()
-    if isinstance(command, bytes):
-        command = [command]
-    try:
-        writer.writelines(command)
-        if writer.transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
-            await asyncio.wait_for(writer.drain(), self.socket_timeout)
-    except TimeoutError:
-        await self.disconnect(nowait=True)
-        raise RedisTimeoutError("Timeout writing to socket") from None
-    except OSError as e:
-        await self.disconnect(nowait=True)
-        raise RedisConnectionError(f"Error while writing to socket: {e}") from e
-    except BaseException:
-        await self.disconnect(nowait=True)  # a half-written command poisons the connection
-        raise
-
-
 class _Connection(aioredis.Connection):
     pack_command = _hiredis_pack
-    send_packed_command = _send_packed
 
 
 class _UnixConnection(aioredis.UnixDomainSocketConnection):
     pack_command = _hiredis_pack
-    send_packed_command = _send_packed
 
 
 class _SSLConnection(aioredis.SSLConnection):
     pack_command = _hiredis_pack
-    send_packed_command = _send_packed
 
 
 # redis-py's connection classes → the same with hiredis packing.
@@ -115,8 +76,8 @@ _PACKING: dict[type, type] = {
 
 
 def make_client(url: str, **kwargs: Any) -> aioredis.Redis:
-    """An asyncio client that decodes replies to str, retries a dropped connection, packs
-    commands with hiredis and writes them without a task each (``_send_packed``)."""
+    """An asyncio client that decodes replies to str, retries a dropped connection and
+    packs commands with hiredis."""
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialBackoff
 
