@@ -193,6 +193,7 @@ class TestServer:
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # socketserver's 5 drops connections from concurrent pollers
 
     def __init__(
         self, owner: TestServer, address: tuple[str, int], handler: type[_Handler]

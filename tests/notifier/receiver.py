@@ -38,6 +38,13 @@ class Received:
         return self.headers["webhook-id"]
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: with two notifiers opening up to 64
+    # connections each, the overflow was dropped by the kernel and surfaced as ReadErrors
+    # and retries, which a real endpoint's backlog (hundreds) would not cause.
+    request_queue_size = 1024
+
+
 class Receiver:
     def __init__(self, secrets: list[str]) -> None:
         self.secrets = list(secrets)
@@ -58,7 +65,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
