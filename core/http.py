@@ -194,10 +194,10 @@ class _LinearPool(httpcore.AsyncConnectionPool):
     counts every connection once per connection to decide whether an idle one is surplus
     (``len([c.is_idle() for c in connections])``: the pool's size, computed in O(n²)) and
     lists every available and every idle connection for each queued request; with 100
-    pooled connections and 50 requests in flight that was most of a 304's CPU (the polling
-    benchmark's first all-304 pass: 2.5 s for 100 feeds, ~980,000 ``is_idle`` calls). This is
-    the same decision, in the same order, with the size read once per test and the first
-    matching connection found without building lists.
+    pooled connections and 50 requests in flight it can be most of a 304's CPU (one profiled
+    all-304 pass: 2.5 s for 100 feeds, ~980,000 ``is_idle`` calls). This is the same
+    decision, in the same order, with the size read once per test and the first matching
+    connection found without building lists.
     """
 
     def _assign_requests_to_connections(self) -> list[Any]:

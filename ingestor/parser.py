@@ -106,6 +106,12 @@ class _Context:
     now: datetime
     sanitize: Callable[[str], str]  # html_sanitizer(base): one nh3 cleaner per feed
 
+    @classmethod
+    def of(
+        cls, feed_id: str, base: str, outlet: str | None, language: str | None, now: datetime
+    ) -> _Context:
+        return cls(feed_id, base, outlet, language, now, html_sanitizer(base))
+
 
 def parse_feed(
     body: bytes,
@@ -193,14 +199,7 @@ def _parse_xml(
     language = _clean_lang(feed.get("language")) or _clean_lang(
         (feed.get("title_detail") or {}).get("language")
     )
-    ctx = _Context(
-        feed_id=feed_id,
-        base=base,
-        outlet=title,
-        language=language,
-        now=now,
-        sanitize=html_sanitizer(base),
-    )
+    ctx = _Context.of(feed_id, base, title, language, now)
     items, skipped = _build_items((_from_feedparser(e) for e in entries), ctx, warnings)
     return ParsedFeed(
         title=title,
@@ -430,14 +429,7 @@ def _parse_json(
     warnings = list(doc.warnings)
     title = one_line(doc.title) if doc.title else None
     language = _clean_lang(doc.language)
-    ctx = _Context(
-        feed_id=feed_id,
-        base=feed_url,
-        outlet=title,
-        language=language,
-        now=now,
-        sanitize=html_sanitizer(feed_url),
-    )
+    ctx = _Context.of(feed_id, feed_url, title, language, now)
     entries = (
         _Entry(
             guid=item.id,

@@ -23,52 +23,44 @@ from core.connection import (
 _ECHO = "return {KEYS[1], ARGV[1], redis.call('INCR', KEYS[1])}"
 
 
-async def test_answers_like_the_scripts_own_call(redis_url, r):
-    client = make_client(redis_url)
-    try:
-        script = client.register_script(_ECHO)
-        assert await script(keys=["n"], args=["a"]) == ["n", "a", 1]
-        assert await run_script(client, script, ["n"], ["b"]) == ["n", "b", 2]
-    finally:
-        await client.aclose()
+@pytest.fixture
+async def client(redis_url, r):
+    """A client as ``make_client`` builds it, on the flushed test database."""
+    made = make_client(redis_url)
+    yield made
+    await made.aclose()
 
 
-async def test_loads_a_script_redis_does_not_have(redis_url, r):
-    client = make_client(redis_url)
-    try:
-        script = client.register_script(_ECHO)
-        await r.script_flush()  # as after a restart: NOSCRIPT, then the client loads it
-        assert await run_script(client, script, ["n"], ["a"]) == ["n", "a", 1]
-        assert await r.script_exists(script.sha) == [True]
-    finally:
-        await client.aclose()
+async def test_answers_like_the_scripts_own_call(client, r):
+    script = client.register_script(_ECHO)
+    assert await script(keys=["n"], args=["a"]) == ["n", "a", 1]
+    assert await run_script(client, script, ["n"], ["b"]) == ["n", "b", 2]
 
 
-async def test_survives_a_dropped_connection(redis_url, r):
-    client = make_client(redis_url)
-    try:
-        script = client.register_script(_ECHO)
-        assert await run_script(client, script, ["n"], ["a"]) == ["n", "a", 1]
-        name = "run-script-victim"
-        await client.client_setname(name)  # the pool's one idle connection
-        victims = [c for c in await r.client_list() if c["name"] == name]
-        assert len(victims) == 1
-        await r.client_kill_filter(_id=victims[0]["id"])
-        assert await run_script(client, script, ["n"], ["b"]) == ["n", "b", 2]
-    finally:
-        await client.aclose()
+async def test_loads_a_script_redis_does_not_have(client, r):
+    script = client.register_script(_ECHO)
+    await r.script_flush()  # as after a restart: NOSCRIPT, then the client loads it
+    assert await run_script(client, script, ["n"], ["a"]) == ["n", "a", 1]
+    assert await r.script_exists(script.sha) == [True]
 
 
-async def test_a_script_error_is_raised_as_it_is(redis_url, r):
-    client = make_client(redis_url)
-    try:
-        script = client.register_script("return redis.call('INCR', KEYS[1])")
-        await r.set("text", "not a number")
-        with pytest.raises(ResponseError, match="not an integer"):
-            await run_script(client, script, ["text"], [])
-        assert await run_script(client, script, ["n"], []) == 1  # the connection still works
-    finally:
-        await client.aclose()
+async def test_survives_a_dropped_connection(client, r):
+    script = client.register_script(_ECHO)
+    assert await run_script(client, script, ["n"], ["a"]) == ["n", "a", 1]
+    name = "run-script-victim"
+    await client.client_setname(name)  # the pool's one idle connection
+    victims = [c for c in await r.client_list() if c["name"] == name]
+    assert len(victims) == 1
+    await r.client_kill_filter(_id=victims[0]["id"])
+    assert await run_script(client, script, ["n"], ["b"]) == ["n", "b", 2]
+
+
+async def test_a_script_error_is_raised_as_it_is(client, r):
+    script = client.register_script("return redis.call('INCR', KEYS[1])")
+    await r.set("text", "not a number")
+    with pytest.raises(ResponseError, match="not an integer"):
+        await run_script(client, script, ["text"], [])
+    assert await run_script(client, script, ["n"], []) == 1  # the connection still works
 
 
 _ARG = st.one_of(
@@ -108,33 +100,25 @@ def test_every_scheme_gets_the_packing_connection(url, expected):
     assert client.connection_pool.connection_class is expected
 
 
-async def test_the_packing_client_round_trips(redis_url, r):
-    client = make_client(redis_url)
-    try:
-        assert await client.set("k", "é") is True
-        async with client.pipeline(transaction=True) as pipe:
-            pipe.incrbyfloat("f", 1.5)
-            pipe.get("k")
-            assert await pipe.execute() == [1.5, "é"]
-    finally:
-        await client.aclose()
+async def test_the_packing_client_round_trips(client, r):
+    assert await client.set("k", "é") is True
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.incrbyfloat("f", 1.5)
+        pipe.get("k")
+        assert await pipe.execute() == [1.5, "é"]
 
 
-async def test_writes_large_and_small_commands_and_health_checks(redis_url, r):
-    client = make_client(redis_url)
+async def test_writes_large_and_small_commands_and_health_checks(client, r):
+    big = "x" * (3 * 1024 * 1024)  # past the write buffer's high-water mark: drains
+    assert await client.set("big", big) is True
+    assert await client.strlen("big") == len(big)
+    conn = await client.connection_pool.get_connection()  # type: ignore[no-untyped-call]
     try:
-        big = "x" * (3 * 1024 * 1024)  # past the write buffer's high-water mark: drains
-        assert await client.set("big", big) is True
-        assert await client.strlen("big") == len(big)
-        conn = await client.connection_pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
-            conn.next_health_check = -1.0  # a health check is due: redis-py's own path
-            await conn.send_command("PING")
-            assert await conn.read_response() == "PONG"
-            assert conn.next_health_check > 0
-        finally:
-            await client.connection_pool.release(conn)
-        results = await asyncio.gather(*(client.incr("n") for _ in range(50)))
-        assert sorted(results) == list(range(1, 51))
+        conn.next_health_check = -1.0  # a health check is due: redis-py's own path
+        await conn.send_command("PING")
+        assert await conn.read_response() == "PONG"
+        assert conn.next_health_check > 0
     finally:
-        await client.aclose()
+        await client.connection_pool.release(conn)
+    results = await asyncio.gather(*(client.incr("n") for _ in range(50)))
+    assert sorted(results) == list(range(1, 51))
