@@ -112,7 +112,7 @@ async def test_writes_large_and_small_commands_and_health_checks(client, r):
     big = "x" * (3 * 1024 * 1024)  # past the write buffer's high-water mark: drains
     assert await client.set("big", big) is True
     assert await client.strlen("big") == len(big)
-    conn = await client.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+    conn = await client.connection_pool.get_connection()
     try:
         conn.next_health_check = -1.0  # a health check is due: redis-py's own path
         await conn.send_command("PING")
