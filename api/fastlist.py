@@ -22,9 +22,10 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import listing
-from api.deps import KeyGuard
+from api.deps import KeyGuard, bearer_token
 from api.filters import page_params
 from api.problems import ApiProblem
+from api.routers.items import max_scan
 from core.errors import BadCursor
 from core.store import ItemStore
 
@@ -66,28 +67,12 @@ class FastListMiddleware:
         app = scope["app"]
         try:
             filters, limit, cursor = page_params(request)
-            guard = KeyGuard(request, "read", _bearer(request))
+            guard = KeyGuard(request, "read", await bearer_token(request))
             store: ItemStore = app.state.store
-            query = filters.query(limit=limit, cursor=cursor, max_scan=_max_scan(app))
+            query = filters.query(limit=limit, cursor=cursor, max_scan=max_scan(request))
             page = await store.query_cards(query, guard=guard)
         except (RequestValidationError, ApiProblem, BadCursor, RedisError):
             return None
         if page.joined is None:
             return None
         return listing.render(page, {}).encode()
-
-
-def _bearer(request: Request) -> str | None:
-    """The token as ``fastapi.security.HTTPBearer(auto_error=False)`` reads it."""
-    authorization = request.headers.get("authorization")
-    if not authorization:
-        return None
-    scheme, _, credentials = authorization.partition(" ")
-    credentials = credentials.strip()
-    if not scheme or not credentials or scheme.lower() != "bearer":
-        return None
-    return credentials
-
-
-def _max_scan(app: Any) -> int:
-    return int(getattr(app.state.settings, "api_max_scan", 50_000))
