@@ -59,6 +59,10 @@ def create_app(
         version="0.1.0",
         summary="Tagged news on Cambodia–Laos defence relations.",
         description=DESCRIPTION,
+        # FastAPI's OpenTelemetry hooks asked three providers (and the environment) on every
+        # request whether to trace it: ~3 % of a list page's CPU. newsmon's metrics are its
+        # own (/metrics); no OpenTelemetry provider is ever configured.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.redis = redis

@@ -66,13 +66,13 @@ class FastListMiddleware:
         request = Request(scope)
         app = scope["app"]
         try:
-            filters, limit, cursor = page_params(request)
+            filters, limit, cursor, evidence = page_params(request)
             guard = KeyGuard(request, "read", await bearer_token(request))
             store: ItemStore = app.state.store
             query = filters.query(limit=limit, cursor=cursor, max_scan=max_scan(request))
-            page = await store.query_cards(query, guard=guard)
+            page = await store.query_cards(query, guard=guard, evidence=evidence)
         except (RequestValidationError, ApiProblem, BadCursor, RedisError):
             return None
         if page.joined is None:
             return None
-        return listing.render(page, {}).encode()
+        return listing.render(page, {}, evidence=evidence).encode()

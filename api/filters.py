@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -113,6 +113,20 @@ class PageParams(FilterParams):
     cursor: str | None = Field(
         None, max_length=200, description="The `next_cursor` of the previous page."
     )
+    evidence: bool = Field(
+        False,
+        description="Include each item's evidence (`labels.matches`): left out by default, "
+        "as it is most of a page's weight. `GET /v1/items/{id}` always has it.",
+    )
+
+
+class PageRequest(NamedTuple):
+    """What ``page_params`` reads: the filters and the page asked for."""
+
+    filters: Filters
+    limit: int
+    cursor: str | None
+    evidence: bool
 
 
 def _parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
@@ -162,10 +176,10 @@ async def item_filters(request: Request) -> Filters:
     return _filters(_validated(request, FilterParams))
 
 
-def page_params(request: Request) -> tuple[Filters, int, str | None]:
-    """The filters, page size and cursor of the request's query string."""
+def page_params(request: Request) -> PageRequest:
+    """The filters, page size, cursor and evidence flag of the request's query string."""
     params = _validated(request, PageParams)
-    return _filters(params), params.limit, params.cursor
+    return PageRequest(_filters(params), params.limit, params.cursor, params.evidence)
 
 
 def _filters(params: FilterParams) -> Filters:

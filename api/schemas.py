@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.alerts import Alert, AlertStatus, Attempt
-from core.models import Labels, StoredItem
+from core.models import Labels, Match, StoredItem
 from core.payloads import ItemPayload, SourcePayload
 from core.subscriptions import Digest as DigestSpec
 from core.subscriptions import (
@@ -31,6 +31,26 @@ MIN_INTERVAL_S = 60
 MAX_INTERVAL_S = 7 * 86_400
 
 
+class ItemLabels(Labels):
+    """An item's labels. ``matches`` (the evidence for each label) is left out of list pages
+    unless they ask for it (``GET /v1/items?evidence=true``): it is most of an item's labels
+    (a real item has ~26 matches). The item itself, its stories and the live stream carry
+    it."""
+
+    # Optional here (pydantic allows a subclass to widen a field; mypy does not know that).
+    matches: list[Match] | None = Field(  # type: ignore[assignment]
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Evidence: per label, the rule, the matched text and its span. Absent "
+        "from list pages without `evidence=true`.",
+    )
+
+    @classmethod
+    def of(cls, labels: Labels, *, evidence: bool) -> ItemLabels:
+        shown = {name: getattr(labels, name) for name in Labels.model_fields}
+        return cls(**{**shown, "matches": labels.matches if evidence else None})
+
+
 class ItemOut(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -44,11 +64,13 @@ class ItemOut(BaseModel):
     published: datetime
     ingested_at: datetime
     classified_at: datetime | None
-    labels: Labels | None = Field(description="Null until the classifier has seen the item.")
+    labels: ItemLabels | None = Field(description="Null until the classifier has seen the item.")
 
     @classmethod
-    def of(cls, stored: StoredItem) -> ItemOut:
+    def of(cls, stored: StoredItem, *, evidence: bool = True) -> ItemOut:
+        """``evidence``: with the labels' ``matches`` (list pages leave them out)."""
         item = stored.item
+        labels = stored.labels
         return cls(
             id=item.id,
             feed_id=item.feed_id,
@@ -60,7 +82,7 @@ class ItemOut(BaseModel):
             published=item.published,
             ingested_at=stored.ingested_at,
             classified_at=stored.classified_at,
-            labels=stored.labels,
+            labels=None if labels is None else ItemLabels.of(labels, evidence=evidence),
         )
 
 

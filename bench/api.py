@@ -17,7 +17,9 @@ each endpoint over 50 connections in two ways:
 Each process's CPU per request (API, Redis, client) is printed too: where the time goes.
 
 Endpoints: ``GET /healthz`` (the baseline: no Redis at all), ``GET /v1/items?topic=…``
-(one topic index) and ``GET /v1/items?q=…`` (a word index), 50 items a page.
+(one topic index) and ``GET /v1/items?q=…`` (a word index), 50 items a page, and, with no
+target, the topic's page with its items' evidence (``&evidence=true``: list pages leave it
+out unless asked; it is two thirds of these items' JSON).
 
 Targets: filtered queries reach ≥ 1/3 of healthz's saturation requests/s, and at that rate
 their p99 is ≤ 25 ms. (Under saturation every request waits for the 49 others, so p99 there
@@ -70,6 +72,8 @@ WORDS = [
 ]
 VOCABULARY = [*WORDS, *(f"w{n}" for n in range(400))]
 PATHS = ("/healthz", "/v1/items?topic=topic_3", "/v1/items?q=customs")
+# Measured beside them, with no target: a page with its items' evidence (asked for).
+EXTRA = ("/v1/items?topic=topic_3&evidence=true",)
 FILL_BATCH = 500
 TARGET_P99_MS = 25.0
 TARGET_RATIO = 1 / 3
@@ -262,27 +266,27 @@ def _measure(url: str, seconds: float, redis_pid: int | None) -> None:
     try:
         _wait_up(f"http://127.0.0.1:{port}")
         pids = {"api": server.pid, "redis": redis_pid}
-        saturated = {path: _drive(port, path, seconds, None, pids) for path in PATHS}
+        saturated = {path: _drive(port, path, seconds, None, pids) for path in PATHS + EXTRA}
         rate = saturated["/healthz"].rps * TARGET_RATIO
-        paced = {path: _drive(port, path, seconds, rate, pids) for path in PATHS[1:]}
+        paced = {path: _drive(port, path, seconds, rate, pids) for path in PATHS[1:] + EXTRA}
     finally:
         server.terminate()
         server.join()
     base = saturated["/healthz"].rps
     print(f"{CONCURRENCY} connections; saturation (closed loop), {seconds:g} s per endpoint")
-    print(f"{'endpoint':28} {'req/s':>8} {'vs healthz':>10} {'p50 ms':>8} {'p99 ms':>8} errors")
+    print(f"{'endpoint':42} {'req/s':>8} {'vs healthz':>10} {'p50 ms':>8} {'p99 ms':>8} errors")
     for path, r in saturated.items():
-        print(f"{path:28} {r.rps:8.0f} {r.rps / base:10.2f} {r.ms(0.5):8.2f} {r.ms(0.99):8.2f} "
+        print(f"{path:42} {r.rps:8.0f} {r.rps / base:10.2f} {r.ms(0.5):8.2f} {r.ms(0.99):8.2f} "
               f"{r.errors}")  # fmt: skip
     print("CPU µs per request at saturation (where the time goes; the 2 cores are shared):")
-    print(f"{'endpoint':28} {'api':>8} {'redis':>8} {'client':>8}")
+    print(f"{'endpoint':42} {'api':>8} {'redis':>8} {'client':>8}")
     for path, r in saturated.items():
-        print(f"{path:28} {r.cpu_us('api'):8.0f} {r.cpu_us('redis'):8.0f} "
+        print(f"{path:42} {r.cpu_us('api'):8.0f} {r.cpu_us('redis'):8.0f} "
               f"{r.cpu_us('client'):8.0f}")  # fmt: skip
     print(f"at rate (open loop): {rate:.0f} req/s = {TARGET_RATIO:.2f} × healthz's saturation")
-    print(f"{'endpoint':28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} errors")
+    print(f"{'endpoint':42} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} errors")
     for path, r in paced.items():
-        print(f"{path:28} {r.rps:8.0f} {r.ms(0.5):8.2f} {r.ms(0.99):8.2f} {r.errors}")
+        print(f"{path:42} {r.rps:8.0f} {r.ms(0.5):8.2f} {r.ms(0.99):8.2f} {r.errors}")
     for path in PATHS[1:]:
         ok = (
             saturated[path].rps >= TARGET_RATIO * base

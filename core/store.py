@@ -2,7 +2,8 @@
 
 Layout (names in ``core.keys``):
 - ``nm:item:{id}``: a hash with ``item`` (JSON), ``card`` (JSON of the list-view fields,
-  ``CARD_FIELDS``, so list pages need not parse whole items), ``labels`` (JSON), ``ingested_at``,
+  ``CARD_FIELDS``, so list pages need not parse whole items), ``labels`` (JSON), ``brief``
+  (the labels without their evidence, as list pages show them: ``brief_json``), ``ingested_at``,
   ``classified_at``, ``member`` (the item's index member), ``label_idx`` (JSON list of the
   label indexes it is in), ``applied`` (the id of the last classification event applied)
   and, when ``upsert_many`` stored it, ``batch`` (that call's token).
@@ -65,12 +66,14 @@ class Upsert(enum.Enum):
 # Key names only this module uses (the rest are in core.keys).
 INDEX_SCORE = f"{keys.PREFIX}:idx:score"
 STORIES = f"{keys.PREFIX}:stories"
-LISTED = f"{keys.PREFIX}:listed"  # item id → its list entry (see _LISTED)
+# item id → its list entry, without evidence (see _LISTED). The name changed when list
+# entries lost their evidence: entries of the old hash ("nm:listed") are never read.
+LISTED = f"{keys.PREFIX}:listed:brief"
 # The fields of an item a list page shows (the API's ItemOut without its times and labels).
 CARD_FIELDS: set[str] = {
     *("id", "feed_id", "title", "url", "outlet", "language", "summary", "published")
 }
-_CARD_ROW = ("card", "ingested_at", "classified_at", "labels")
+_CARD_ROW = ("card", "ingested_at", "classified_at", "brief", "labels")
 LABEL_KINDS = ("topic", "official", "country", "organisation")
 BATCH_ATTEMPTS = 3  # upsert_many's tries at one transaction before going item by item
 
@@ -80,28 +83,37 @@ def labels_key(kind: str) -> str:
     return f"{keys.PREFIX}:labels:{kind}"
 
 
-# List pages are assembled by Redis: each item's list entry, the API's ItemOut JSON, is kept
-# ready in the hash LISTED (item id → JSON), so a page is one HMGET and a join (rebuilding
-# the JSON from the card, times and labels on every read cost Redis 2-3x more, and Python
-# far more). _LISTED's card_json builds it from an item's _CARD_ROW (card, ingested_at,
-# classified_at, labels): the card with the times (RFC 3339, "…Z" as pydantic writes them)
-# and the labels spliced in, as api/listing.py's card_out does (tests/api/test_listing.py
-# checks both against ItemOut). Every write of those fields runs _COMPOSE in its
-# transaction. An item stored before LISTED existed is assembled on read. page_json gives
-# {the items' JSON joined by commas}, or, when one cannot be assembled (no card: stored
-# before cards existed; a time not in UTC), {false, every item's _CARD_ROW flattened} for
-# Python to render. An item with no row (deleted) is left out, as get_many does.
+# List pages are assembled by Redis: each item's list entry, the API's ItemOut JSON with its
+# labels brief (no evidence: ``brief_json``), is kept ready in the hash LISTED (item id →
+# JSON), so a page is one HMGET and a join (rebuilding the JSON from the card, times and
+# labels on every read cost Redis 2-3x more, and Python far more). _LISTED's card_json
+# builds it from an item's _CARD_ROW (card, ingested_at, classified_at, brief, labels): the
+# card with the times (RFC 3339, "…Z" as pydantic writes them) and the labels spliced in, as
+# api/listing.py's card_out does (tests/api/test_listing.py checks both against ItemOut):
+# the brief labels, or with ``evidence`` the whole labels (such a page is assembled on read,
+# never from LISTED). Every write of those fields runs _COMPOSE in its transaction. An item
+# stored before LISTED existed is assembled on read. page_json gives {the items' JSON
+# joined by commas}, or, when one cannot be assembled (no card: stored before cards
+# existed; no brief labels: classified before they existed; a time not in UTC), {false,
+# every item's _CARD_ROW flattened} for Python to render. An item with no row (deleted) is
+# left out, as get_many does.
 _LISTED = """
-local ROW = {'card', 'ingested_at', 'classified_at', 'labels'}  -- _CARD_ROW
+local ROW = {'card', 'ingested_at', 'classified_at', 'brief', 'labels'}  -- _CARD_ROW
 local function utc(s)
   if string.sub(s, -6) ~= '+00:00' then return nil end
   return string.sub(s, 1, -7)
 end
 -- Appends the row's JSON in pieces to parts (table.concat then copies once): true, and
--- nothing appended for an item with no row; false when it cannot be assembled.
-local function card_json(row, parts)
+-- nothing appended for an item with no row; false when it cannot be assembled. The labels
+-- are the brief ones, or with evidence the whole ones.
+local function card_json(row, parts, evidence)
   local card, at, classified, labels = row[1], row[2], row[3], row[4]
   if not at then return true end
+  if evidence then
+    labels = row[5]
+  elseif not labels and row[5] then
+    return false  -- classified before brief labels were stored
+  end
   if not card or string.sub(card, -1) ~= '}' then return false end
   local ingested = utc(at)
   if not ingested then return false end
@@ -125,16 +137,19 @@ local function card_json(row, parts)
   parts[n + 8] = '}'
   return true
 end
--- The page of the items ids (their hashes: prefix .. id), with LISTED at listed_key.
-local function page_json(listed_key, prefix, ids)
+-- The page of the items ids (their hashes: prefix .. id), with LISTED at listed_key;
+-- evidence: the whole labels (assembled from the rows, not LISTED).
+local function page_json(listed_key, prefix, ids, evidence)
   if #ids == 0 then return {''} end
-  local ready = redis.call('HMGET', listed_key, unpack(ids))
+  local ready = {}
+  if not evidence then ready = redis.call('HMGET', listed_key, unpack(ids)) end
   local parts = {}
   for i = 1, #ids do
     local one = ready[i]
     if not one then
       local assembled = {}
-      if not card_json(redis.call('HMGET', prefix .. ids[i], unpack(ROW)), assembled) then
+      local row = redis.call('HMGET', prefix .. ids[i], unpack(ROW))
+      if not card_json(row, assembled, evidence) then
         local flat = {false}
         for _, id in ipairs(ids) do
           local row = redis.call('HMGET', prefix .. id, unpack(ROW))
@@ -156,7 +171,7 @@ _COMPOSE = (
     _LISTED
     + """
 local parts = {}
-if card_json(redis.call('HMGET', KEYS[1], unpack(ROW)), parts) and #parts > 0 then
+if card_json(redis.call('HMGET', KEYS[1], unpack(ROW)), parts, false) and #parts > 0 then
   redis.call('HSET', KEYS[2], ARGV[1], table.concat(parts))
 else
   redis.call('HDEL', KEYS[2], ARGV[1])
@@ -165,21 +180,23 @@ return 1
 """
 )
 
-# The page of the items ARGV[2..] (LISTED is KEYS[1]; item key = ARGV[1] .. id).
-_CARD_ROWS = _LISTED + "\nreturn page_json(KEYS[1], ARGV[1], {unpack(ARGV, 2)})\n"
+# The page of the items ARGV[3..] (LISTED is KEYS[1]; item key = ARGV[1] .. id; ARGV[2]:
+# "1" for the whole labels, evidence included).
+_CARD_ROWS = _LISTED + "\nreturn page_json(KEYS[1], ARGV[1], {unpack(ARGV, 3)}, ARGV[2] == '1')\n"
 
 # The common list page (one index, no other filter) in one round trip: first a guard's
-# probes (read commands: KEYS[2 + i] is probe i's key; from ARGV[6], per probe its command,
-# its number of arguments and those; ARGV[5]: how many probes), then the index KEYS[1]'s
+# probes (read commands: KEYS[2 + i] is probe i's key; from ARGV[7], per probe its command,
+# its number of arguments and those; ARGV[6]: how many probes), then the index KEYS[1]'s
 # members newest first from ARGV[1] down to ARGV[2], at most ARGV[3] (= page size + 1, to
 # know whether a next page exists), then page_json (LISTED is KEYS[2]) of the first
-# ARGV[3] - 1 items (item key = ARGV[4] .. the id after the member's "{15 digits}:").
+# ARGV[3] - 1 items (item key = ARGV[4] .. the id after the member's "{15 digits}:"; ARGV[5]:
+# "1" for the whole labels, evidence included).
 # Returns {probe replies, members, page_json...}.
 _ONE_INDEX_PAGE = (
     _LISTED
     + """
-local probes, a = {}, 6
-for i = 1, tonumber(ARGV[5]) do
+local probes, a = {}, 7
+for i = 1, tonumber(ARGV[6]) do
   local nargs = tonumber(ARGV[a + 1])
   probes[i] = redis.call(ARGV[a], KEYS[i + 2], unpack(ARGV, a + 2, a + 1 + nargs))
   a = a + 2 + nargs
@@ -188,7 +205,7 @@ local n = tonumber(ARGV[3])
 local members = redis.call('ZREVRANGEBYLEX', KEYS[1], ARGV[1], ARGV[2], 'LIMIT', 0, n)
 local ids = {}
 for i = 1, math.min(#members, n - 1) do ids[i] = string.sub(members[i], 17) end
-local out = page_json(KEYS[2], ARGV[4], ids)
+local out = page_json(KEYS[2], ARGV[4], ids, ARGV[5] == '1')
 table.insert(out, 1, members)
 table.insert(out, 1, probes)
 return out
@@ -305,6 +322,12 @@ def card_json(item: Item) -> str:
     return item.model_dump_json(include=CARD_FIELDS)
 
 
+def brief_json(labels: Labels) -> str:
+    """The labels as a list page shows them: without their evidence (``matches``), which a
+    page carries only when asked (it is most of an item's labels: ~26 matches an item)."""
+    return labels.model_dump_json(exclude={"matches"})
+
+
 def content_digest(item: Item) -> str:
     """What makes a stored item "changed": title, summary, text, link and dates."""
     basis = json.dumps(
@@ -413,6 +436,7 @@ class Card:
     card: str | None
     ingested_at: str
     classified_at: str | None
+    brief: str | None  # the labels without evidence (``brief_json``)
     labels: str | None
 
 
@@ -713,6 +737,7 @@ class ItemStore:
                         key,
                         mapping={
                             "labels": labels.model_dump_json(),
+                            "brief": brief_json(labels),
                             "classified_at": now.astimezone(UTC).isoformat(),
                             "applied": event_id,
                             "label_idx": json.dumps(new_idx),
@@ -771,11 +796,14 @@ class ItemStore:
         ids, next_cursor = await self._find(q, q.positive_indexes())
         return Page(items=await self.get_many(ids), next_cursor=next_cursor)
 
-    async def query_cards(self, q: ItemQuery, *, guard: Guard | None = None) -> CardPage:
+    async def query_cards(
+        self, q: ItemQuery, *, guard: Guard | None = None, evidence: bool = False
+    ) -> CardPage:
         """``query`` as stored JSON, for the list view: the page's items as ``ItemOut`` JSON
-        assembled by Redis (``joined``), or, when one of them cannot be (see _CARD_JSON),
+        assembled by Redis (``joined``), or, when one of them cannot be (see _LISTED),
         per item its card (the list-view fields, see ``CARD_FIELDS``), ingested/classified
-        time and labels, unparsed.
+        time and labels (brief and whole), unparsed. The labels are brief (no evidence, see
+        ``brief_json``) unless ``evidence``.
 
         ``guard`` (the API's key check) is decided before the page is used: its reads ride
         in the page's one command when the page takes one (its check then refuses a page
@@ -798,7 +826,7 @@ class ItemStore:
                 self.redis,
                 self._one_index_page,
                 [*indexes, LISTED, *(probe[1] for probe in probes)],
-                [*bounds, keys.item_key(""), *probe_args],
+                [*bounds, keys.item_key(""), "1" if evidence else "0", *probe_args],
             )
             if guard is not None:
                 guard.check(reply[0])
@@ -811,7 +839,8 @@ class ItemStore:
         ids, next_cursor = await self._find(q, indexes)
         if not ids:
             return CardPage([], next_cursor, joined="")
-        reply = await self.redis.eval(_CARD_ROWS, 1, LISTED, keys.item_key(""), *ids)
+        flag = "1" if evidence else "0"
+        reply = await self.redis.eval(_CARD_ROWS, 1, LISTED, keys.item_key(""), flag, *ids)
         return _card_page(reply, next_cursor, lambda: ids)
 
     async def _guard_alone(self, guard: Guard, probes: list[tuple[str, ...]]) -> None:
@@ -974,7 +1003,7 @@ def _lower_bound(q: ItemQuery) -> str:
 def _card_page(
     reply: list[str | None], next_cursor: str | None, ids: Callable[[], list[str]]
 ) -> CardPage:
-    """A CardPage from _CARD_JSON's page_json reply for the items ``ids()`` (only needed,
+    """A CardPage from _LISTED's page_json reply for the items ``ids()`` (only needed,
     and so only made, when Redis declined to assemble the page)."""
     if reply[0] is not None:
         return CardPage([], next_cursor, joined=reply[0])
@@ -986,8 +1015,9 @@ def _cards(ids: list[str], flat: list[str | None]) -> list[Card]:
     (no ``ingested_at``) is left out, as ``get_many`` does."""
     width = len(_CARD_ROW)
     rows = (flat[n * width : (n + 1) * width] for n in range(len(ids)))
-    return [Card(i, card, at, classified, labels) for i, (card, at, classified, labels) in
-            zip(ids, rows, strict=True) if at is not None]  # fmt: skip
+    return [Card(i, card, at, classified, brief, labels)
+            for i, (card, at, classified, brief, labels) in zip(ids, rows, strict=True)
+            if at is not None]  # fmt: skip
 
 
 def _upper_bound(q: ItemQuery) -> str:

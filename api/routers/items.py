@@ -41,7 +41,8 @@ def max_scan(request: Request) -> int:
 
 @router.get("", response_model=ItemPage, responses=_ERRORS, openapi_extra=PAGE_OPENAPI)
 async def list_items(request: Request) -> Response:
-    """Items newest first, filtered; pages by ``next_cursor``.
+    """Items newest first, filtered; pages by ``next_cursor``. Each item's evidence
+    (``labels.matches``) only with ``evidence=true``.
 
     The hot path of the API, so it reads its parameters and checks its key itself (FastAPI's
     per-parameter and dependency handling cost more than the rest of the request), and the
@@ -50,18 +51,19 @@ async def list_items(request: Request) -> Response:
     """
     token = await bearer_token(request)
     try:
-        filters, limit, cursor = page_params(request)
+        filters, limit, cursor, evidence = page_params(request)
     except (RequestValidationError, ApiProblem):
         await check_key(request, "read", token)  # a refusal comes first, as on every route
         raise
     guard = KeyGuard(request, "read", token)
     store: ItemStore = request.app.state.store
     query = filters.query(limit=limit, cursor=cursor, max_scan=max_scan(request))
-    page = await store.query_cards(query, guard=guard)
-    missing = [c.item_id for c in page.cards if c.card is None]
+    page = await store.query_cards(query, guard=guard, evidence=evidence)
+    missing = listing.needs_whole(page, evidence=evidence)
     fallback = {s.item.id: s for s in await store.get_many(missing)} if missing else {}
     # Assembled from stored JSON (see api/listing.py); the body is an ItemPage.
-    return Response(listing.render(page, fallback), media_type="application/json")
+    body = listing.render(page, fallback, evidence=evidence)
+    return Response(body, media_type="application/json")
 
 
 @router.get(

@@ -63,6 +63,10 @@ PAGES = [
     "?feed=f1&limit=4",
     "?since=2024-05-01T00:00:00Z&until=2030-01-01T00:00:00Z",
     "?topic=nothing_like_this",
+    "?evidence=true",
+    "?topic=border_security&evidence=true&limit=2",
+    "?country=laos&topic=border_security&evidence=1",
+    "?q=patrol&evidence=false",
 ]
 
 
@@ -91,6 +95,7 @@ async def test_fast_pages_equal_the_routes(app, client, route_only, stored, quer
         ("?topic=Not%20An%20Id", 422, "topic"),
         ("?since=2024-05-01T00:00:00", 422, "since"),
         ("?q=the", 422, "q"),
+        ("?evidence=maybe", 422, "evidence"),
         ("?cursor=forged", 400, None),
     ],
 )

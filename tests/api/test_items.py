@@ -45,6 +45,19 @@ async def test_filters_combine_newest_first(client, world):
     ]
 
 
+@pytest.mark.parametrize("query", ["", "?topic=border_security", "?topic=border_security&feed=f1"])
+async def test_list_pages_carry_evidence_only_when_asked(client, world, query):
+    await world.add(make_item(1), make_labels("border_security"))
+    sep = "&" if query else "?"
+    brief = (await client.get(f"/v1/items{query}")).json()["items"][0]["labels"]
+    whole = (await client.get(f"/v1/items{query}{sep}evidence=true")).json()["items"][0]["labels"]
+    assert "matches" not in brief
+    assert whole["matches"][0]["rule"] == "border_security.r"
+    assert {k: v for k, v in whole.items() if k != "matches"} == brief
+    detail = (await client.get(f"/v1/items/{make_item(1).id}")).json()["labels"]
+    assert detail == whole
+
+
 async def test_story_filter_and_detail_with_evidence_and_story(client, world):
     for n in (1, 2, 3):
         await world.add(make_item(n), make_labels("border_security"))

@@ -15,12 +15,15 @@ from core.store import LISTED, ItemQuery
 from tests.api.conftest import NOW, make_item, make_labels
 
 
-def _slow_page(stored: list[StoredItem], next_cursor: str | None) -> dict[str, object]:
-    page = ItemPage(items=[ItemOut.of(s) for s in stored], next_cursor=next_cursor)
-    return page.model_dump(mode="json")
+def _slow_page(
+    stored: list[StoredItem], next_cursor: str | None, *, evidence: bool = False
+) -> dict[str, object]:
+    items = [ItemOut.of(s, evidence=evidence) for s in stored]
+    return ItemPage(items=items, next_cursor=next_cursor).model_dump(mode="json")
 
 
-async def test_page_equals_the_models_json(client, world):
+@pytest.mark.parametrize("evidence", [False, True])
+async def test_page_equals_the_models_json(client, world, evidence):
     await world.add(make_item(1), make_labels("border_security", relevant=True, score=0.75))
     odd = Item(
         id=f"{2:016x}",
@@ -34,29 +37,53 @@ async def test_page_equals_the_models_json(client, world):
     )
     await world.add(odd)  # not classified: labels and classified_at are null
     await world.add(make_item(3), make_labels("disaster_relief", countries=("laos",)))
-    resp = await client.get("/v1/items?limit=2")
+    flag = f"&evidence={str(evidence).lower()}"
+    resp = await client.get(f"/v1/items?limit=2{flag}")
     assert resp.status_code == 200
     assert resp.headers["content-type"] == "application/json"
     body = resp.json()
     stored = await world.store.get_many([make_item(3).id, odd.id])
-    assert body == _slow_page(stored, body["next_cursor"])
+    assert body == _slow_page(stored, body["next_cursor"], evidence=evidence)
+    assert ("matches" in body["items"][0]["labels"]) is evidence
     assert body["next_cursor"] is not None
     ItemPage.model_validate(body)
-    rest = (await client.get(f"/v1/items?limit=2&cursor={body['next_cursor']}")).json()
-    assert rest == _slow_page(await world.store.get_many([make_item(1).id]), None)
+    rest = (await client.get(f"/v1/items?limit=2{flag}&cursor={body['next_cursor']}")).json()
+    last = await world.store.get_many([make_item(1).id])
+    assert rest == _slow_page(last, None, evidence=evidence)
 
 
-@pytest.mark.parametrize("query", ["", "?topic=border_security&country=laos"])
-async def test_item_stored_without_a_card_is_rendered_whole(client, world, query):
+@pytest.mark.parametrize("evidence", [False, True])
+@pytest.mark.parametrize("query", ["?x=y", "?topic=border_security&country=laos"])
+async def test_item_stored_without_a_card_is_rendered_whole(client, world, query, evidence):
     labels = make_labels("border_security", countries=("laos",))
     await world.add(make_item(1), labels)
     await world.add(make_item(2), labels)
     # As stored before cards (and list entries) existed: Python renders the page.
     await world.redis.hdel(keys.item_key(make_item(1).id), "card")
     await world.redis.hdel(LISTED, make_item(1).id)
-    body = (await client.get(f"/v1/items{query}")).json()
+    body = (await client.get(f"/v1/items{query}&evidence={str(evidence).lower()}")).json()
     stored = await world.store.get_many([make_item(2).id, make_item(1).id])
+    assert body == _slow_page(stored, None, evidence=evidence)
+
+
+@pytest.mark.parametrize("query", ["?x=y", "?topic=border_security&country=laos"])
+async def test_item_classified_before_brief_labels_existed(client, world, query):
+    """Its labels are stored whole only, and its list entry (in the old hash, which is
+    never read) had its evidence: Python renders the page without; Redis, with."""
+    labels = make_labels("border_security", countries=("laos",))
+    await world.add(make_item(1), labels)
+    await world.add(make_item(2), labels)
+    await world.redis.hdel(keys.item_key(make_item(1).id), "brief")
+    await world.redis.hdel(LISTED, make_item(1).id)
+    await world.redis.hset(f"{keys.PREFIX}:listed", make_item(1).id, '{"stale":true}')
+    stored = await world.store.get_many([make_item(2).id, make_item(1).id])
+    body = (await client.get(f"/v1/items{query}")).json()
     assert body == _slow_page(stored, None)
+    assert "matches" not in body["items"][1]["labels"]
+    whole = (await client.get(f"/v1/items{query}&evidence=true")).json()
+    assert whole == _slow_page(stored, None, evidence=True)
+    cards = await world.store.query_cards(world_query(query[1:]), evidence=True)
+    assert cards.joined is not None  # the whole labels are all Redis needs
 
 
 @pytest.mark.parametrize("query", ["", "?topic=border_security&country=laos"])
@@ -97,6 +124,7 @@ async def test_store_cards_follow_updates(world):
     assert '"title":"first title"' not in (page.joined or "")
 
 
+@pytest.mark.parametrize("evidence", [False, True])
 @pytest.mark.parametrize(
     "query",
     [
@@ -105,21 +133,23 @@ async def test_store_cards_follow_updates(world):
         "relevant=false",  # a filter the index does not decide
     ],
 )
-async def test_redis_assembled_pages_equal_the_models_json(client, world, query):
+async def test_redis_assembled_pages_equal_the_models_json(client, world, query, evidence):
     for n in range(1, 6):
         labels = make_labels("border_security", countries=("laos",) if n % 2 else ("cambodia",))
         await world.add(make_item(n), labels)
     await world.add(make_item(9))  # not classified
-    body = (await client.get(f"/v1/items?{query}&limit=2")).json()
+    flag = "&evidence=true" if evidence else ""
+    body = (await client.get(f"/v1/items?{query}&limit=2{flag}")).json()
     assert body["items"], "the query must match something for this test to mean anything"
     ids = [i["id"] for i in body["items"]]
-    assert body == _slow_page(await world.store.get_many(ids), body["next_cursor"])
-    page = await world.store.query_cards(world_query(query))
+    stored = await world.store.get_many(ids)
+    assert body == _slow_page(stored, body["next_cursor"], evidence=evidence)
+    page = await world.store.query_cards(world_query(query), evidence=evidence)
     assert page.joined is not None and page.cards == []
 
 
 def world_query(query: str) -> ItemQuery:
-    fields = dict(part.split("=") for part in query.split("&"))
+    fields = dict(part.split("=") for part in query.split("&") if part)
     return ItemQuery(
         topic=fields.get("topic"),
         country=fields.get("country"),
