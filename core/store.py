@@ -52,6 +52,7 @@ from core import keys
 from core.connection import run_script
 from core.errors import BadCursor
 from core.models import Item, Labels, StoredItem, item_id_for
+from core.multiplex import Multiplexed
 
 Outbox = Callable[[Any], None]  # queues commands on the store's MULTI pipeline
 ItemOutbox = Callable[[Any, Item], None]  # the same, given the item as stored
@@ -466,6 +467,7 @@ class ItemStore:
     def __init__(self, redis: Any) -> None:
         self.redis: Any = redis  # RESP2 replies, decoded: see core.bus.Bus
         self._one_index_page = redis.register_script(_ONE_INDEX_PAGE)  # EVALSHA, loads once
+        self._line = Multiplexed(redis)  # the page script's calls share one connection
 
     async def add(self, item: Item, *, now: datetime, outbox: Outbox | None = None) -> bool:
         """Store a new item; False (and no change) when it is already stored (by id, guid or
@@ -823,7 +825,7 @@ class ItemStore:
             for command, _key, *args in probes:
                 probe_args += [command, len(args), *args]
             reply = await run_script(
-                self.redis,
+                self._line,
                 self._one_index_page,
                 [*indexes, LISTED, *(probe[1] for probe in probes)],
                 [*bounds, keys.item_key(""), "1" if evidence else "0", *probe_args],

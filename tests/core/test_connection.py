@@ -1,6 +1,7 @@
 """The client ``make_client`` builds: hiredis packs its commands exactly as redis-py would;
-``run_script``, the lean EVALSHA, gives the script's own answers, and falls back to the
-client's call (which loads the script and retries) when the plain call cannot answer."""
+``run_script``, the lean EVALSHA on a multiplexed connection, gives the script's own
+answers, and falls back to the client's call (which loads the script and retries) when the
+plain call cannot answer."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from core.connection import (
     make_client,
     run_script,
 )
+from core.multiplex import Multiplexed
 
 _ECHO = "return {KEYS[1], ARGV[1], redis.call('INCR', KEYS[1])}"
 
@@ -31,36 +33,44 @@ async def client(redis_url, r):
     await made.aclose()
 
 
-async def test_answers_like_the_scripts_own_call(client, r):
+@pytest.fixture
+async def line(client):
+    made = Multiplexed(client)
+    yield made
+    await made.aclose()
+
+
+async def test_answers_like_the_scripts_own_call(client, line, r):
     script = client.register_script(_ECHO)
     assert await script(keys=["n"], args=["a"]) == ["n", "a", 1]
-    assert await run_script(client, script, ["n"], ["b"]) == ["n", "b", 2]
+    assert await run_script(line, script, ["n"], ["b"]) == ["n", "b", 2]
 
 
-async def test_loads_a_script_redis_does_not_have(client, r):
+async def test_loads_a_script_redis_does_not_have(client, line, r):
     script = client.register_script(_ECHO)
     await r.script_flush()  # as after a restart: NOSCRIPT, then the client loads it
-    assert await run_script(client, script, ["n"], ["a"]) == ["n", "a", 1]
+    assert await run_script(line, script, ["n"], ["a"]) == ["n", "a", 1]
     assert await r.script_exists(script.sha) == [True]
 
 
-async def test_survives_a_dropped_connection(client, r):
+async def test_survives_a_dropped_connection(client, line, r):
     script = client.register_script(_ECHO)
-    assert await run_script(client, script, ["n"], ["a"]) == ["n", "a", 1]
+    assert await run_script(line, script, ["n"], ["a"]) == ["n", "a", 1]
     name = "run-script-victim"
-    await client.client_setname(name)  # the pool's one idle connection
+    assert await line.execute("CLIENT", "SETNAME", name) == "OK"  # the line's connection
     victims = [c for c in await r.client_list() if c["name"] == name]
     assert len(victims) == 1
     await r.client_kill_filter(_id=victims[0]["id"])
-    assert await run_script(client, script, ["n"], ["b"]) == ["n", "b", 2]
+    assert await run_script(line, script, ["n"], ["b"]) == ["n", "b", 2]
+    assert await run_script(line, script, ["n"], ["c"]) == ["n", "c", 3]
 
 
-async def test_a_script_error_is_raised_as_it_is(client, r):
+async def test_a_script_error_is_raised_as_it_is(client, line, r):
     script = client.register_script("return redis.call('INCR', KEYS[1])")
     await r.set("text", "not a number")
     with pytest.raises(ResponseError, match="not an integer"):
-        await run_script(client, script, ["text"], [])
-    assert await run_script(client, script, ["n"], []) == 1  # the connection still works
+        await run_script(line, script, ["text"], [])
+    assert await run_script(line, script, ["n"], []) == 1  # the connection still works
 
 
 _ARG = st.one_of(
