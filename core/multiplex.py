@@ -8,7 +8,10 @@ and authenticated as the pool makes them): the commands of one event-loop turn g
 one write, Redis answers them in order, and one reader task hands each reply to its caller
 (a reply read is matched to the oldest call waiting: Redis answers in order).
 
-On a connection error every call waiting fails with ``redis.exceptions.ConnectionError``
+A connection left idle longer than the client's ``health_check_interval`` (30 s as
+``make_client`` builds it) is given back before the next call, which takes one from the
+pool (checked by it as usual): a connection a firewall dropped while idle is never written
+to blindly. On a connection error every call waiting fails with ``redis.exceptions.ConnectionError``
 (callers fall back to redis-py, which retries as the client is configured to), the
 connection is dropped, and the next call takes a fresh one. A caller cancelled while it
 waits leaves its reply to be read and dropped, so the others stay matched.
@@ -34,18 +37,25 @@ _READ_SIZE = 1 << 16
 class Multiplexed:
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
+        kwargs = client.connection_pool.connection_kwargs
+        self.idle_s = float(kwargs.get("health_check_interval") or 30)
         self._line: _Line | None = None  # the connection in use, while it works
         self._connecting: asyncio.Lock | None = None
 
     async def execute(self, *args: Any) -> Any:
         """One command's reply (an error reply is raised as ``ResponseError``)."""
-        line = self._line if self._line is not None and self._line.ok else await self._connect()
+        line = self._line
+        if line is None or not line.ok or line.idle_for() > self.idle_s:
+            line = await self._connect()
         return await line.execute(hiredis.pack_command(args))
 
     async def _connect(self) -> _Line:
         if self._connecting is None:
             self._connecting = asyncio.Lock()
         async with self._connecting:
+            old = self._line
+            if old is not None and old.ok and old.idle_for() > self.idle_s:
+                await old.aclose()
             if self._line is None or not self._line.ok:
                 pool = self.client.connection_pool
                 conn = await pool.get_connection()  # type: ignore[no-untyped-call]
@@ -68,6 +78,8 @@ class _Line:
         self.ok = True
         self.waiting: deque[asyncio.Future[Any]] = deque()
         self.out: list[bytes] = []
+        self.loop = asyncio.get_running_loop()
+        self.used = self.loop.time()  # the last call or reply
         kwargs = pool.connection_kwargs
         decode = kwargs.get("decode_responses", False)
         self.parser = hiredis.Reader(
@@ -75,13 +87,18 @@ class _Line:
             encoding=kwargs.get("encoding", "utf-8") if decode else None,
             errors=kwargs.get("encoding_errors", "strict"),
         )
-        self.reader = asyncio.get_running_loop().create_task(self._read())
+        self.reader = self.loop.create_task(self._read())
+
+    def idle_for(self) -> float:
+        """Seconds since the last call or reply (0 while a call is waiting)."""
+        return 0.0 if self.waiting else self.loop.time() - self.used
 
     async def execute(self, packed: bytes) -> Any:
-        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        reply: asyncio.Future[Any] = self.loop.create_future()
         self.waiting.append(reply)
+        self.used = self.loop.time()
         if not self.out:  # the first command of this turn: written at the turn's end
-            asyncio.get_running_loop().call_soon(self._flush)
+            self.loop.call_soon(self._flush)
         self.out.append(packed)
         return await reply
 
@@ -102,6 +119,7 @@ class _Line:
                 if not data:
                     raise RedisConnectionError("Redis closed the connection")
                 self.parser.feed(data)
+                self.used = self.loop.time()
                 while (reply := self.parser.gets()) is not False:
                     if not self.waiting:
                         raise RedisConnectionError("a reply no call was waiting for")
@@ -136,6 +154,7 @@ class _Line:
             await self.pool.release(self.conn)
 
     async def aclose(self) -> None:
+        self.ok = False
         self.reader.cancel()  # it fails the calls waiting and releases the connection
         with contextlib.suppress(asyncio.CancelledError):
             await self.reader

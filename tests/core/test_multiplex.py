@@ -104,3 +104,16 @@ async def _until(probe, want: int, within_s: float = 10.0) -> None:
     while (got := await probe()) != want:
         assert asyncio.get_running_loop().time() < deadline, f"{got} != {want}"
         await asyncio.sleep(0.01)
+
+
+async def test_a_connection_idle_too_long_is_replaced_before_the_next_call(client, line, r):
+    assert line.idle_s == 30  # the client's health_check_interval, as make_client sets it
+    line.idle_s = 0.0  # every gap between calls is "too long"
+    before = await _connections_received(r)
+    for n in range(3):
+        assert await line.execute("ECHO", f"call {n}") == f"call {n}"
+    assert await _connections_received(r) - before == 3
+    assert len(client.connection_pool._in_use_connections) == 1  # the others given back
+    together = await asyncio.gather(*(line.execute("ECHO", str(n)) for n in range(20)))
+    assert together == [str(n) for n in range(20)]
+    assert await _connections_received(r) - before == 4  # one call turn, one connection
