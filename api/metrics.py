@@ -39,6 +39,7 @@ class Metrics:
         self.sse_clients = Gauge(
             "newsmon_sse_clients", "Open /v1/stream connections.", registry=self.registry
         )
+        self.sse_open = 0  # the same, as a plain count (the stream route's limit)
 
 
 class LatencyMiddleware:

@@ -24,6 +24,10 @@ from core.settings import Settings, mask_url
 
 log = logging.getLogger(__name__)
 
+# Pooled connections beyond the API's live streams (redis-py's default pool holds 100, and
+# a call finding none free fails at once rather than waiting).
+POOL_HEADROOM = 100
+
 
 @dataclass
 class RedisHandle:
@@ -105,7 +109,8 @@ async def connect(settings: Settings, *, start_embedded: bool = True) -> RedisHa
         if start_embedded:
             embedded.start()
         url = embedded.url
-    client = make_client(url)
+    # Room for every live stream (each blocks a connection in XREAD) beside the rest.
+    client = make_client(url, max_connections=settings.api_max_streams + POOL_HEADROOM)
     try:
         info = await client.info("server")
     except (RedisError, OSError) as e:

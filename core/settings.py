@@ -58,6 +58,13 @@ class Settings(BaseSettings):
         default=1_000, ge=0, description="/readyz: max dead-lettered entries per stream."
     )
     sse_keepalive_s: float = Field(default=15.0, gt=0, le=300, description="SSE keep-alive.")
+    api_max_streams: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Live streams (/v1/stream) one API process serves at once; each holds a "
+        "Redis connection. More are refused with 503 and Retry-After.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     event_loop: Literal["auto", "uvloop", "asyncio"] = Field(

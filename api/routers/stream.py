@@ -41,7 +41,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import AlertsDep, ReadKey, RedisDep, StoreDep
 from api.filters import FILTER_OPENAPI, Filters, item_filters
-from api.problems import invalid
+from api.problems import ApiProblem, invalid
 from api.schemas import AlertEventOut, AlertOut, ItemOut, Problem
 from core import keys
 from core.alerts import AlertStore
@@ -56,6 +56,7 @@ _EVENT_ID = re.compile(rf"^{_ENTRY}(?:,{_ENTRY})?$")
 _MAX_PART = 2**64 - 1  # a stream entry id is two unsigned 64-bit numbers
 NO_FILTERS = Filters()
 BATCH = 100
+RETRY_AFTER_S = 5  # a refused live stream: try again after this
 STREAMS = (keys.STREAM_CLASSIFIED, keys.STREAM_ALERT_EVENTS)
 
 Entry = tuple[str, str, dict[str, str]]  # stream, entry id, fields
@@ -179,6 +180,7 @@ async def _events(
 ) -> AsyncIterator[str]:
     metrics = request.app.state.metrics
     metrics.sse_clients.inc()
+    metrics.sse_open += 1
     streams = STREAMS if reader.with_alerts else STREAMS[:1]
     try:
         yield f": connected at {_event_id(positions)}\nretry: 2000\n\n"
@@ -197,6 +199,7 @@ async def _events(
                     yield f"id: {_event_id(positions)}\nevent: {name}\ndata: {data}\n\n"
     finally:
         metrics.sse_clients.dec()
+        metrics.sse_open -= 1
 
 
 def _event_id(positions: dict[str, str]) -> str:
@@ -235,6 +238,11 @@ _ID_DOC = (
             "description": "A parameter is invalid (named in `errors`), e.g. a "
             "`Last-Event-ID` this API did not send.",
         },
+        503: {
+            "model": Problem,
+            "description": "This API process already serves `NEWSMON_API_MAX_STREAMS` live "
+            "streams (each holds a Redis connection); try again after `Retry-After`.",
+        },
     },
     openapi_extra=FILTER_OPENAPI,
 )
@@ -264,7 +272,16 @@ async def stream(
         resume = None if raw is None else parse_event_id(raw)
     except ValueError:
         raise invalid("Last-Event-ID", "not an event id this API sent") from None
-    keepalive = float(getattr(request.app.state.settings, "sse_keepalive_s", 15.0))
+    settings = request.app.state.settings
+    keepalive = float(getattr(settings, "sse_keepalive_s", 15.0))
+    limit = int(getattr(settings, "api_max_streams", 100))
+    if request.app.state.metrics.sse_open >= limit:  # each holds a Redis connection
+        raise ApiProblem(
+            503,
+            "Too many live streams",
+            f"this API process serves at most {limit} live streams at once",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
     positions = await _start(redis, resume)
     reader = _Reader(store, alert_store, filters, alerts)
     return StreamingResponse(

@@ -6,6 +6,7 @@ the notifier's own routing and delivery (``NotifierWorker``, ``Deliverer``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import socket
@@ -17,6 +18,7 @@ import httpx
 import pytest
 import uvicorn
 
+from api.app import create_app
 from api.routers.stream import in_order, parse_event_id
 from core import keys
 from core.bus import Delivery
@@ -31,8 +33,8 @@ from tests.notifier.receiver import Receiver
 Frames = AsyncIterator[dict[str, str] | str]
 
 
-@pytest.fixture
-async def server(app) -> AsyncIterator[str]:
+@contextlib.asynccontextmanager
+async def _serving(app: Any) -> AsyncIterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -44,9 +46,17 @@ async def server(app) -> AsyncIterator[str]:
         return srv.started
 
     await eventually(started)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    await task
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def server(app) -> AsyncIterator[str]:
+    async with _serving(app) as url:
+        yield url
 
 
 async def _frames(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, str] | str]:
@@ -324,3 +334,32 @@ def test_entries_of_two_streams_in_the_order_redis_added_them():
         (a, "6-0"),
         (c, "7-0"),
     ]
+
+
+async def test_streams_past_the_limit_are_refused_and_the_rest_of_the_api_still_answers(
+    settings, r, world
+):
+    """Each live stream holds a Redis connection (XREAD BLOCK): past ``api_max_streams`` a
+    stream is refused with 503 and Retry-After, so streams cannot take every connection."""
+    limited = settings.model_copy(update={"api_max_streams": 2, "sse_keepalive_s": 0.2})
+    app = create_app(limited, r, clock=lambda: NOW)
+    await world.add(make_item(1), make_labels("border_security"))
+    async with _serving(app) as base, httpx.AsyncClient(base_url=base, timeout=10) as http:
+        async with contextlib.AsyncExitStack() as open_streams:
+            for _ in range(2):
+                resp = await open_streams.enter_async_context(http.stream("GET", "/v1/stream"))
+                assert resp.status_code == 200
+            refused = await http.get("/v1/stream")
+            assert refused.status_code == 503
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.headers["retry-after"] == "5"
+            assert "at most 2 live streams" in refused.json()["detail"]
+            assert (await http.get("/v1/items")).status_code == 200
+            assert (await http.get(f"/v1/items/{make_item(1).id}")).status_code == 200
+        # Both closed: the server notices at their next keep-alive, then takes streams again.
+
+        async def accepted() -> bool:
+            async with http.stream("GET", "/v1/stream") as resp:
+                return resp.status_code == 200
+
+        await eventually(accepted)

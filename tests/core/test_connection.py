@@ -132,3 +132,15 @@ async def test_writes_large_and_small_commands_and_health_checks(client, r):
         await client.connection_pool.release(conn)
     results = await asyncio.gather(*(client.incr("n") for _ in range(50)))
     assert sorted(results) == list(range(1, 51))
+
+
+async def test_the_pool_has_room_for_every_live_stream_beside_the_rest(redis_url, tmp_path):
+    from core.connection import POOL_HEADROOM, connect
+    from core.settings import Settings
+
+    settings = Settings(redis_url=redis_url, data_dir=tmp_path, api_max_streams=250)
+    handle = await connect(settings)
+    try:
+        assert handle.client.connection_pool.max_connections == 250 + POOL_HEADROOM
+    finally:
+        await handle.close()
