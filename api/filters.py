@@ -39,8 +39,12 @@ class Filters:
     q: tuple[str, ...] = ()
 
     def query(self, *, limit: int, cursor: str | None, max_scan: int | None) -> ItemQuery:
-        own = {f.name: getattr(self, f.name) for f in fields(self)}  # ItemQuery has them all
-        return ItemQuery(**own, limit=limit, cursor=cursor, max_scan=max_scan)
+        return ItemQuery(
+            **{name: getattr(self, name) for name in _FIELDS},  # ItemQuery has them all
+            limit=limit,
+            cursor=cursor,
+            max_scan=max_scan,
+        )
 
     def matches(self, item: Item, labels: Labels, story: str | None = None) -> bool:
         """The same test in memory, for one item just classified (the live stream)."""
@@ -194,7 +198,10 @@ def _filters(params: FilterParams) -> Filters:
                 raise invalid(name, f"out of range: {e}") from e
     if since is not None and until is not None and since > until:
         raise invalid("since", "must not be after until")
-    return Filters(**params.model_dump(include=_FILTER_FIELDS, exclude={"q"}), q=_q_words(params.q))
+    shown = {name: getattr(params, name) for name in _FIELDS if name != "q"}
+    return Filters(**shown, q=_q_words(params.q))
 
 
-_FILTER_FIELDS = set(FilterParams.model_fields)
+_FIELDS = tuple(f.name for f in fields(Filters))
+if set(_FIELDS) != set(FilterParams.model_fields):
+    raise RuntimeError("Filters and FilterParams must have the same fields")

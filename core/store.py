@@ -285,8 +285,11 @@ def words(text: str) -> list[str]:
     """The searchable words of ``text``: case-folded, accents stripped, 2–40 letters or
     digits, not a ``STOPWORDS`` word, in first-seen order, at most ``MAX_WORDS``. Scripts
     written without spaces (Khmer, Lao) yield whole runs, not words."""
-    folded = unicodedata.normalize("NFKD", text.casefold())
-    plain = "".join(c for c in folded if not unicodedata.combining(c))
+    if text.isascii():  # nothing to fold but case, no accents to strip (most news text)
+        plain = text.lower()
+    else:
+        folded = unicodedata.normalize("NFKD", text.casefold())
+        plain = "".join(c for c in folded if not unicodedata.combining(c))
     seen: dict[str, None] = {}
     for match in _WORD.finditer(plain):
         word = match.group(0)

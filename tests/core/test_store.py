@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core import keys
 from core.errors import BadCursor
@@ -174,6 +177,20 @@ def test_words_fold_case_and_accents_and_skip_stop_words():
     from core.store import words
 
     assert words("The Border of the MEKONG: the border's Pátrol") == ["border", "mekong", "patrol"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(alphabet=st.characters(max_codepoint=127)) | st.text())
+def test_words_of_ascii_text_take_a_shortcut_to_the_same_words(text):
+    import unicodedata
+
+    from core.store import STOPWORDS, words
+
+    folded = unicodedata.normalize("NFKD", text.casefold())  # the general path, whole
+    plain = "".join(c for c in folded if not unicodedata.combining(c))
+    seen = [m.group(0) for m in re.finditer(r"[^\W_]{2,40}", plain)]
+    expected = list(dict.fromkeys(w for w in seen if w not in STOPWORDS))
+    assert words(text) == expected
 
 
 async def test_words_are_indexed_with_the_classification_once_per_content(r):
