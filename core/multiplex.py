@@ -11,9 +11,9 @@ one write, Redis answers them in order, and one reader task hands each reply to 
 A connection left idle longer than the client's ``health_check_interval`` (30 s as
 ``make_client`` builds it) is given back before the next call, which takes one from the
 pool (checked by it as usual): a connection a firewall dropped while idle is never written
-to blindly. On a connection error every call waiting fails with ``redis.exceptions.ConnectionError``
-(callers fall back to redis-py, which retries as the client is configured to), the
-connection is dropped, and the next call takes a fresh one. A caller cancelled while it
+to blindly. On a connection error every call waiting fails with redis-py's
+``ConnectionError`` (callers fall back to redis-py, which retries as the client is
+configured to), the connection is dropped, and the next call takes a fresh one. A caller cancelled while it
 waits leaves its reply to be read and dropped, so the others stay matched.
 
 Owns: that connection and the matching of replies. Must not: know which commands it runs.
@@ -108,7 +108,7 @@ class _Line:
             return
         try:
             self.conn._writer.write(b"".join(out))
-        except Exception as e:
+        except Exception as e:  # closed under us: this connection is done
             self._fail(e)
             self.reader.cancel()
 
@@ -133,7 +133,7 @@ class _Line:
         except asyncio.CancelledError:
             self._fail(RedisConnectionError("the connection was closed"))
             raise
-        except Exception as e:
+        except Exception as e:  # any failure (EOF, reset, a protocol error) ends it
             self._fail(e)
         finally:
             await self._release()
