@@ -13,8 +13,9 @@ A connection left idle longer than the client's ``health_check_interval`` (30 s 
 pool (checked by it as usual): a connection a firewall dropped while idle is never written
 to blindly. On a connection error every call waiting fails with redis-py's
 ``ConnectionError`` (callers fall back to redis-py, which retries as the client is
-configured to), the connection is dropped, and the next call takes a fresh one. A caller cancelled while it
-waits leaves its reply to be read and dropped, so the others stay matched.
+configured to), the connection is dropped, and the next call takes a fresh one. A caller
+cancelled while it waits leaves its reply to be read and dropped, so the others stay
+matched.
 
 Owns: that connection and the matching of replies. Must not: know which commands it runs.
 """
