@@ -36,10 +36,11 @@ class Metrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
+        self.sse_open = 0  # open /v1/stream connections (the stream route's limit reads it)
         self.sse_clients = Gauge(
             "newsmon_sse_clients", "Open /v1/stream connections.", registry=self.registry
         )
-        self.sse_open = 0  # the same, as a plain count (the stream route's limit)
+        self.sse_clients.set_function(lambda: self.sse_open)
 
 
 class LatencyMiddleware:

@@ -179,7 +179,6 @@ async def _events(
     keepalive_s: float,
 ) -> AsyncIterator[str]:
     metrics = request.app.state.metrics
-    metrics.sse_clients.inc()
     metrics.sse_open += 1
     streams = STREAMS if reader.with_alerts else STREAMS[:1]
     try:
@@ -198,7 +197,6 @@ async def _events(
                     name, data = shown
                     yield f"id: {_event_id(positions)}\nevent: {name}\ndata: {data}\n\n"
     finally:
-        metrics.sse_clients.dec()
         metrics.sse_open -= 1
 
 

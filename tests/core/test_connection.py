@@ -20,24 +20,8 @@ from core.connection import (
     make_client,
     run_script,
 )
-from core.multiplex import Multiplexed
 
 _ECHO = "return {KEYS[1], ARGV[1], redis.call('INCR', KEYS[1])}"
-
-
-@pytest.fixture
-async def client(redis_url, r):
-    """A client as ``make_client`` builds it, on the flushed test database."""
-    made = make_client(redis_url)
-    yield made
-    await made.aclose()
-
-
-@pytest.fixture
-async def line(client):
-    made = Multiplexed(client)
-    yield made
-    await made.aclose()
 
 
 async def test_answers_like_the_scripts_own_call(client, line, r):

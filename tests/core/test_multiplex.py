@@ -10,22 +10,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from core.connection import make_client
 from core.multiplex import Multiplexed
-
-
-@pytest.fixture
-async def client(redis_url, r):
-    made = make_client(redis_url)
-    yield made
-    await made.aclose()
-
-
-@pytest.fixture
-async def line(client):
-    made = Multiplexed(client)
-    yield made
-    await made.aclose()
 
 
 async def _connections_received(r) -> int:
