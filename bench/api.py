@@ -11,8 +11,11 @@ each endpoint over 50 connections in two ways:
 - **saturation** (closed loop): every connection sends its next request as soon as the
   last answer arrives, for ``SECONDS``: the most requests/s the server gives.
 - **at rate** (open loop): the 50 connections together send requests at one third of
-  healthz's saturation rate, on a fixed schedule, and latency counts from the scheduled
-  send time (so a stall is not hidden by the client waiting: no coordinated omission).
+  healthz's saturation rate, on a fixed schedule, for ``PACED`` × ``SECONDS``, and latency
+  counts from the scheduled send time (so a stall is not hidden by the client waiting: no
+  coordinated omission). The client collects no garbage while the clock runs (its own
+  pauses would count against the server), and an idle probe prints any pause of the whole
+  machine (≥ 10 ms) seen during the run beside the latencies it may explain.
 
 Each process's CPU per request (API, Redis, client) is printed too: where the time goes.
 
@@ -31,10 +34,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import multiprocessing as mp
 import random
 import socket
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -57,6 +62,10 @@ N_FULL = 100_000
 N_QUICK = 10_000
 CONCURRENCY = 50
 SECONDS = 5.0
+# The paced runs last longer: their p99 is a tail of ~1 % of the requests, and over
+# 5 s one 30 ms pause of this VM alone delays that many.
+PACED = 2  # × SECONDS
+STALL = 0.010
 TOPICS = [f"topic_{i}" for i in range(8)]
 WORDS = [
     "border",
@@ -197,6 +206,13 @@ async def _load(port: int, path: str, seconds: float, rate: float | None) -> Run
 
 
 def _client(port: int, path: str, seconds: float, rate: float | None, out: mp.Queue) -> None:
+    # The client imports the app's modules (``bench.api``), a heap that one full collection
+    # takes ~30 ms to walk: the client then sends nothing, and the open loop rightly counts
+    # the late sends against the server. Freeze that heap and collect nothing while the
+    # clock runs; the load generator's pauses are not the server's latency.
+    gc.collect()
+    gc.freeze()
+    gc.disable()
     out.put(asyncio.run(_load(port, path, seconds, rate)))
 
 
@@ -206,6 +222,7 @@ class Run:
     errors: int
     elapsed: float
     cpu: dict[str, float]  # CPU seconds each process used during the run
+    stalls: tuple[float, ...] = ()  # machine stalls an idle probe saw during the run, seconds
 
     def cpu_us(self, who: str) -> float:
         """CPU µs per request of ``who`` (api, redis, client)."""
@@ -244,11 +261,39 @@ def _drive(
     queue: mp.Queue = ctx.Queue()
     client = ctx.Process(target=_client, args=(port, path, seconds, rate, queue))
     before = {who: cpu_of(pid) for who, pid in pids.items()}
-    client.start()
-    result: Run = queue.get()
-    client.join()
+    with _StallProbe() as probe:
+        client.start()
+        result: Run = queue.get()
+        client.join()
     used = {who: cpu_of(pid) - before[who] for who, pid in pids.items()}
-    return replace(result, cpu={**result.cpu, **used})
+    return replace(result, cpu={**result.cpu, **used}, stalls=tuple(probe.stalls))
+
+
+class _StallProbe:
+    """A thread that sleeps 1 ms at a time and records each oversleep of more than
+    ``STALL``: a pause of the whole machine (the VM's host, the kernel), not of one of the
+    processes under test. Printed beside the latencies so a tail it explains is visible."""
+
+    def __init__(self) -> None:
+        self.stalls: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            start = time.perf_counter()
+            time.sleep(0.001)
+            over = time.perf_counter() - start
+            if over > STALL:
+                self.stalls.append(over)
+
+    def __enter__(self) -> _StallProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _measure(url: str, seconds: float, redis_pid: int | None) -> None:
@@ -268,7 +313,8 @@ def _measure(url: str, seconds: float, redis_pid: int | None) -> None:
         pids = {"api": server.pid, "redis": redis_pid}
         saturated = {path: _drive(port, path, seconds, None, pids) for path in PATHS + EXTRA}
         rate = saturated["/healthz"].rps * TARGET_RATIO
-        paced = {path: _drive(port, path, seconds, rate, pids) for path in PATHS[1:] + EXTRA}
+        paced_for = PACED * seconds
+        paced = {path: _drive(port, path, paced_for, rate, pids) for path in PATHS[1:] + EXTRA}
     finally:
         server.terminate()
         server.join()
@@ -283,10 +329,14 @@ def _measure(url: str, seconds: float, redis_pid: int | None) -> None:
     for path, r in saturated.items():
         print(f"{path:42} {r.cpu_us('api'):8.0f} {r.cpu_us('redis'):8.0f} "
               f"{r.cpu_us('client'):8.0f}")  # fmt: skip
-    print(f"at rate (open loop): {rate:.0f} req/s = {TARGET_RATIO:.2f} × healthz's saturation")
-    print(f"{'endpoint':42} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} errors")
+    print(
+        f"at rate (open loop): {rate:.0f} req/s = {TARGET_RATIO:.2f} × healthz's saturation, "
+        f"{PACED * seconds:g} s per endpoint"
+    )
+    print(f"{'endpoint':42} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} errors  machine stalls")
     for path, r in paced.items():
-        print(f"{path:42} {r.rps:8.0f} {r.ms(0.5):8.2f} {r.ms(0.99):8.2f} {r.errors}")
+        stalls = ", ".join(f"{s * 1000:.0f}" for s in r.stalls[:5]) + " ms" if r.stalls else "-"
+        print(f"{path:42} {r.rps:8.0f} {r.ms(0.5):8.2f} {r.ms(0.99):8.2f} {r.errors:6}  {stalls}")
     for path in PATHS[1:]:
         ok = (
             saturated[path].rps >= TARGET_RATIO * base
