@@ -1,8 +1,10 @@
 """RFC 9457 ``application/problem+json`` responses for every error the API returns.
 
 Every error names what went wrong; input errors also list each offending field in
-``errors`` (``[{"field": "limit", "message": …}]``). An unexpected exception is logged and
-answered with a 500 problem that reveals nothing of it.
+``errors`` (``[{"field": "limit", "message": …}]``). When Redis cannot be reached in time
+(down, timing out, or every pooled connection busy past its wait) the answer is 503 with
+``Retry-After``: the request was fine, come back shortly. An unexpected exception is logged
+and answered with a 500 problem that reveals nothing of it.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ from collections.abc import Mapping
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import BadCursor
 
 MEDIA_TYPE = "application/problem+json"
+STORE_RETRY_AFTER_S = 2
 log = logging.getLogger(__name__)
 
 
@@ -97,6 +102,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    async def _store_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("redis unavailable", extra={"path": request.url.path, "error": str(exc)})
+        return problem(
+            503,
+            "Store unavailable",
+            "the item store (Redis) did not answer in time; try again shortly",
+            headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+        )
+
+    app.add_exception_handler(RedisConnectionError, _store_down)
+    app.add_exception_handler(RedisTimeoutError, _store_down)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:

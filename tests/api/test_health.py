@@ -66,3 +66,46 @@ async def test_metrics_expose_pipeline_and_latency(client, r, world):
         s.labels.get("route") for s in families["newsmon_http_request_duration_seconds"].samples
     }
     assert "/v1/items" in routes
+
+
+async def test_an_unreachable_store_is_a_503_with_retry_after(settings):
+    """A Redis that refuses connections: the request was fine, so 503, not 500 (after the
+    client's retries, ~4 s: one path only)."""
+    from httpx import ASGITransport, AsyncClient
+
+    from core.connection import make_client
+
+    down = make_client("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    app = create_app(settings, down, fast_list=False)
+    try:
+        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as c:
+            resp = await c.get("/v1/items?topic=border_security")
+            assert resp.status_code == 503, resp.text
+            assert resp.headers["content-type"] == "application/problem+json"
+            assert resp.headers["retry-after"] == "2"
+            assert resp.json()["title"] == "Store unavailable"
+    finally:
+        await down.aclose()
+
+
+async def test_a_busy_pool_past_its_wait_is_a_503(settings, redis_url, r):
+    from httpx import ASGITransport, AsyncClient
+
+    from core.connection import make_client
+
+    busy = make_client(redis_url, max_connections=1)
+    busy.connection_pool.wait_s = 0.05
+    app = create_app(settings, busy, fast_list=False)
+    held = await busy.connection_pool.get_connection()
+    try:
+        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as c:
+            resp = await c.get("/v1/items/0000000000000001")
+            assert resp.status_code == 503, resp.text
+            assert "Redis" in resp.json()["detail"]
+            await busy.connection_pool.release(held)
+            held = None
+            assert (await c.get("/v1/items/0000000000000001")).status_code == 404
+    finally:
+        if held is not None:
+            await busy.connection_pool.release(held)
+        await busy.aclose()
