@@ -1,4 +1,4 @@
-"""Polling one feed: lease → host slot → fetch → parse → dedupe and publish → new state.
+"""Polling one feed: lease (and read) → host slot → fetch → parse → dedupe and publish → new state.
 
 Wires the pure parts (``parser``, ``decider``) to the I/O parts (``fetcher``, ``state``,
 the item store and the bus). Every failure of a feed ends as a recorded outcome with a
@@ -78,12 +78,12 @@ class Poller:
         self.rand = rand
 
     async def poll(self, feed_id: str) -> PollReport:
-        token = await self.registry.acquire_lease(feed_id, self.politeness.lease_ttl_s)
+        ttl_s = self.politeness.lease_ttl_s
+        token, feed, state = await self.registry.lease_and_read(feed_id, ttl_s)
         if token is None:  # another ingestor process is polling it right now
             return PollReport(feed_id, "skipped", error="polled by another process")
         released = False
         try:
-            feed, state = await self.registry.feed_and_state(feed_id)
             if feed is None:
                 return PollReport(feed_id, "skipped", error="no such feed")
             state = state or decider.initial_state(feed, self.clock())

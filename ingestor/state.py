@@ -9,6 +9,10 @@
 - A **lease** per feed (SET NX PX with a random token, released only by its holder) keeps
   two ingestor processes from polling one feed at the same moment; it expires on its own if
   the holder dies.
+
+A poll costs two Redis calls, each one script (atomic) pipelined with the other polls'
+calls on one connection (``core.multiplex``): take the lease and read the feed and its
+state; then save the state, reschedule and release the lease.
 - A **host slot** per host (SET NX PX) spaces requests to one host across every process.
 
 Owns: that persistence. Must not: decide when a feed is due (``decider``) or fetch.
@@ -21,6 +25,8 @@ from datetime import datetime
 from typing import Any
 
 from core import keys
+from core.connection import run_script
+from core.multiplex import Multiplexed
 from ingestor.decider import FeedState, initial_state
 from ingestor.feeds import FeedDef
 
@@ -30,10 +36,45 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# Take the lease (KEYS[1]) with token ARGV[1] for ARGV[2] ms; if taken, the feed's
+# definition (KEYS[2], field ARGV[3]) and state (KEYS[3]); {0} when another holds it.
+_LEASE_AND_READ = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
+return {1, redis.call('HGET', KEYS[2], ARGV[3]), redis.call('GET', KEYS[3])}
+"""
+
+# Store the state (KEYS[1] = ARGV[1]); reschedule feed ARGV[2] in the due set (KEYS[2]) at
+# ARGV[3], or drop it when ARGV[3] is '' (gone); release the lease (KEYS[3]) if ARGV[4]
+# is its holder's token.
+_SAVE = """
+redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[3] == '' then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+else
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+end
+if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
+return 1
+"""
+
+
+# Take a host's slot (KEYS[1]) for ARGV[1] ms: -1 when taken, else the ms it is held for.
+_HOST_SLOT = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return -1 end
+local held = redis.call('PTTL', KEYS[1])
+if held < 1 then held = 1 end
+return held
+"""
+
 
 class FeedRegistry:
     def __init__(self, redis: Any) -> None:
         self.redis: Any = redis
+        self._line = Multiplexed(redis)  # the polls' calls share one connection
+        self._lease_and_read = redis.register_script(_LEASE_AND_READ)
+        self._save = redis.register_script(_SAVE)
+        self._release = redis.register_script(_RELEASE)
+        self._host_slot = redis.register_script(_HOST_SLOT)
 
     # -- definitions ---------------------------------------------------------------------
     async def add(self, feed: FeedDef, *, now: datetime) -> bool:
@@ -92,30 +133,18 @@ class FeedRegistry:
             i: FeedState.model_validate_json(r) for i, r in zip(feed_ids, raws, strict=True) if r
         }
 
-    async def feed_and_state(self, feed_id: str) -> tuple[FeedDef | None, FeedState | None]:
-        """The definition and the state of a feed, in one round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hget(keys.FEEDS, feed_id)
-            pipe.get(keys.feed_state_key(feed_id))
-            raw_def, raw_state = await pipe.execute()
-        feed = FeedDef.model_validate_json(raw_def) if raw_def else None
-        state = FeedState.model_validate_json(raw_state) if raw_state else None
-        return feed, state
-
     async def save_state(
         self, feed_id: str, state: FeedState, *, release_token: str | None = None
     ) -> None:
-        """Store the state and reschedule; with ``release_token``, release the lease in the
-        same round trip."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.feed_state_key(feed_id), state.model_dump_json())
-            if state.gone:
-                pipe.zrem(keys.FEEDS_DUE, feed_id)  # 410: never polled again
-            else:
-                pipe.zadd(keys.FEEDS_DUE, {feed_id: state.next_check_at.timestamp()})
-            if release_token is not None:
-                pipe.eval(_RELEASE, 1, keys.feed_lease_key(feed_id), release_token)
-            await pipe.execute()
+        """Store the state and reschedule (a gone feed leaves the schedule); with
+        ``release_token``, release the lease in the same call."""
+        due_at = "" if state.gone else repr(state.next_check_at.timestamp())
+        await run_script(
+            self._line,
+            self._save,
+            [keys.feed_state_key(feed_id), keys.FEEDS_DUE, keys.feed_lease_key(feed_id)],
+            [state.model_dump_json(), feed_id, due_at, release_token or ""],
+        )
 
     async def due(self, now: datetime, limit: int = 1000) -> list[str]:
         ids: list[str] = await self.redis.zrangebyscore(
@@ -127,22 +156,35 @@ class FeedRegistry:
         await self.redis.zadd(keys.FEEDS_DUE, {feed_id: now.timestamp()}, xx=True)
 
     # -- locks ---------------------------------------------------------------------------
-    async def acquire_lease(self, feed_id: str, ttl_s: float) -> str | None:
+    async def lease_and_read(
+        self, feed_id: str, ttl_s: float
+    ) -> tuple[str | None, FeedDef | None, FeedState | None]:
+        """Take the feed's lease for ``ttl_s`` and read its definition and state, in one
+        call: (lease token, definition, state), or (None, None, None) when another process
+        holds the lease."""
         token = secrets.token_hex(8)
-        ok = await self.redis.set(
-            keys.feed_lease_key(feed_id), token, nx=True, px=int(ttl_s * 1000)
+        got = await run_script(
+            self._line,
+            self._lease_and_read,
+            [keys.feed_lease_key(feed_id), keys.FEEDS, keys.feed_state_key(feed_id)],
+            [token, max(int(ttl_s * 1000), 1), feed_id],
         )
-        return token if ok else None
+        if not got[0]:
+            return None, None, None
+        raw_def, raw_state = got[1], got[2]
+        feed = FeedDef.model_validate_json(raw_def) if raw_def else None
+        state = FeedState.model_validate_json(raw_state) if raw_state else None
+        return token, feed, state
 
     async def release_lease(self, feed_id: str, token: str) -> None:
-        await self.redis.eval(_RELEASE, 1, keys.feed_lease_key(feed_id), token)
+        await run_script(self._line, self._release, [keys.feed_lease_key(feed_id)], [token])
 
     async def host_slot(self, host: str, spacing_s: float) -> float:
         """Take the host's slot: 0.0 when taken, else the seconds to wait before retrying."""
-        ok = await self.redis.set(
-            keys.host_slot_key(host), "1", nx=True, px=max(int(spacing_s * 1000), 1)
+        ttl_ms = await run_script(
+            self._line,
+            self._host_slot,
+            [keys.host_slot_key(host)],
+            [max(int(spacing_s * 1000), 1)],
         )
-        if ok:
-            return 0.0
-        ttl_ms = int(await self.redis.pttl(keys.host_slot_key(host)))
-        return max(ttl_ms, 1) / 1000
+        return 0.0 if ttl_ms < 0 else int(ttl_ms) / 1000
