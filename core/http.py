@@ -19,6 +19,7 @@ import asyncio
 import ipaddress
 import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Final
 
@@ -203,20 +204,18 @@ class _LinearPool(httpcore.AsyncConnectionPool):
     def _assign_requests_to_connections(self) -> list[Any]:
         closing: list[Any] = []
         connections = self._connections
+        now = time.monotonic()
         for connection in list(connections):
             if connection.is_closed():
                 connections.remove(connection)
-            elif connection.has_expired() or (
+            elif _past_keepalive(connection, now) or (
                 connection.is_idle() and len(connections) > self._max_keepalive_connections
             ):
                 connections.remove(connection)
                 closing.append(connection)
         for pool_request in [r for r in self._requests if r.is_queued()]:
             origin = pool_request.request.url.origin
-            available = next(
-                (c for c in connections if c.can_handle_request(origin) and c.is_available()),
-                None,
-            )
+            available = self._available_for(origin, closing)
             if available is not None:
                 pool_request.assign_to_connection(available)
             elif len(connections) < self._max_connections:
@@ -232,6 +231,30 @@ class _LinearPool(httpcore.AsyncConnectionPool):
                     connections.append(connection)
                     pool_request.assign_to_connection(connection)
         return closing
+
+    def _available_for(self, origin: Any, closing: list[Any]) -> Any:
+        """The first connection that can take a request to ``origin`` now. Whether the
+        server closed an idle connection (a poll of its socket) is asked of the one about to
+        be used, not of every pooled connection on every request (upstream: n system calls
+        a request); one found closed is closed here and the next is tried."""
+        connections = self._connections
+        for connection in list(connections):
+            if not (connection.can_handle_request(origin) and connection.is_available()):
+                continue
+            if connection.is_idle() and connection.has_expired():
+                connections.remove(connection)
+                closing.append(connection)
+                continue
+            return connection
+        return None
+
+
+def _past_keepalive(connection: Any, now: float) -> bool:
+    """Whether an idle connection's keep-alive expiry has passed (time only: the socket
+    check is ``_available_for``'s). httpcore 1.0's connections keep it as ``_expire_at``."""
+    inner = getattr(connection, "_connection", None)
+    expire_at = getattr(inner, "_expire_at", None)
+    return expire_at is not None and now > expire_at
 
 
 class GuardedTransport(httpx.AsyncHTTPTransport):

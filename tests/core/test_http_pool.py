@@ -69,3 +69,44 @@ def test_an_idle_stream_reads_readable_once_the_server_closes_it():
         assert stream.get_extra_info("server_addr") is None  # the rest is the inner stream's
     finally:
         ours.close()
+
+
+async def test_a_connection_past_its_keepalive_expiry_is_closed_not_reused(srv):
+    limits = httpx.Limits(max_connections=4, max_keepalive_connections=4, keepalive_expiry=0.0)
+    transport = GuardedTransport(GuardedBackend(allow_private=True), limits=limits)
+    async with httpx.AsyncClient(transport=transport) as client:
+        for _ in range(3):  # each finds the last one expired: closed, and a new one made
+            assert (await client.get(srv.url("/feed"))).status_code == 200
+        pool: Any = transport._pool
+        assert srv.connections == 3
+        assert pool.connections == []  # as httpcore's own pool: closed once the answer ends
+
+
+async def test_an_idle_connection_the_server_closed_is_not_used_again():
+    """The server answers one request per connection and hangs up without saying so (no
+    ``Connection: close``): the next request must not be sent on the dead connection."""
+    accepted = 0
+    closed = asyncio.Event()
+
+    async def once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        closed.set()
+
+    server = await asyncio.start_server(once, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with _client(max_connections=4) as client:
+            for _ in range(3):
+                closed.clear()
+                assert (await client.get(f"http://127.0.0.1:{port}/")).text == "ok"
+                await asyncio.wait_for(closed.wait(), 5)  # the server has hung up
+            assert accepted == 3
+    finally:
+        server.close()
+        await server.wait_closed()
