@@ -55,10 +55,10 @@ class Ingestor:
         for item, result in zip(batch, results, strict=True):
             if result is Upsert.NEW:
                 added += 1
-                log.info("item accepted", extra={"item_id": item.id, "feed_id": item.feed_id})
+                log.debug("item accepted", extra={"item_id": item.id, "feed_id": item.feed_id})
             elif result is Upsert.UPDATED:
                 updated += 1
-                log.info("item updated", extra={"item_id": item.id, "feed_id": item.feed_id})
+                log.debug("item updated", extra={"item_id": item.id, "feed_id": item.feed_id})
             else:
                 seen += 1
         return AcceptResult(added=added, seen=seen, updated=updated)
