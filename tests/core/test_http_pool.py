@@ -110,3 +110,45 @@ async def test_an_idle_connection_the_server_closed_is_not_used_again():
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_connections_use_asyncio_locks_and_survive_a_cancelled_request():
+    """A request cancelled while its connection waits for the answer: the connection is
+    dropped (its state is unknown) and the pool serves the next requests."""
+    got_slow = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                if head.startswith(b"GET /slow"):
+                    got_slow.set()
+                    await reader.read()  # never answers; ends when the client hangs up
+                    return
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        async with _client(max_connections=2) as client:
+            assert (await client.get(f"{base}/")).text == "ok"
+            pool: Any = client._transport._pool  # type: ignore[attr-defined]
+            connection = pool.connections[0]
+            assert isinstance(connection._request_lock, asyncio.Lock)
+            assert isinstance(connection._connection._state_lock, asyncio.Lock)
+            slow = asyncio.create_task(client.get(f"{base}/slow"))
+            await asyncio.wait_for(got_slow.wait(), 5)
+            slow.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await slow
+            replies = await asyncio.gather(*(client.get(f"{base}/") for _ in range(10)))
+            assert [r.text for r in replies] == ["ok"] * 10
+            assert len(pool.connections) <= 2
+    finally:
+        server.close()
+        await server.wait_closed()
