@@ -130,8 +130,9 @@ _T = TypeVar("_T")
 def event_loop_for(roles: tuple[str, ...], setting: str) -> str:
     """The event loop for a process running ``roles`` (none: a command), as
     ``NEWSMON_EVENT_LOOP`` says; "auto" picks uvloop for a process that only serves the API
-    (~20 % less CPU a request, measured) and asyncio's own elsewhere: httpcore's connection
-    pool (through anyio) costs more on uvloop, 1.9 → 3.3 ms of CPU per feed answering 304."""
+    (~20 % less CPU a request, measured) and asyncio's own elsewhere. (Polling once cost
+    more on uvloop, through anyio; since the guarded transport uses asyncio's streams the
+    two measure the same, within noise, on both passes of the polling benchmark.)"""
     if setting != "auto":
         return setting
     return "auto" if roles == ("api",) else "asyncio"
