@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
@@ -94,18 +96,19 @@ async def test_a_busy_pool_past_its_wait_is_a_503(settings, redis_url, r):
     from core.connection import make_client
 
     busy = make_client(redis_url, max_connections=1)
-    busy.connection_pool.wait_s = 0.05
+    pool: Any = busy.connection_pool
+    pool.wait_s = 0.05
     app = create_app(settings, busy, fast_list=False)
-    held = await busy.connection_pool.get_connection()
+    held = await pool.get_connection()
     try:
         async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as c:
             resp = await c.get("/v1/items/0000000000000001")
             assert resp.status_code == 503, resp.text
             assert "Redis" in resp.json()["detail"]
-            await busy.connection_pool.release(held)
+            await pool.release(held)
             held = None
             assert (await c.get("/v1/items/0000000000000001")).status_code == 404
     finally:
         if held is not None:
-            await busy.connection_pool.release(held)
+            await pool.release(held)
         await busy.aclose()

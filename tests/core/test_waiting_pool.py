@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -25,7 +26,8 @@ async def small(redis_url, r) -> AsyncIterator[aioredis.Redis]:
 
 
 async def _held(client: aioredis.Redis, n: int) -> list[object]:
-    return [await client.connection_pool.get_connection() for _ in range(n)]
+    pool: Any = client.connection_pool
+    return [await pool.get_connection() for _ in range(n)]
 
 
 async def _still_waiting(*tasks: asyncio.Task[object]) -> bool:
