@@ -11,7 +11,11 @@ Layout (every key under ``STORY_PREFIX`` = ``nm:story:``):
 - ``nm:story:items:{story id}``: a set of the story's item ids. Kept.
 
 At most ``MAX_CANDIDATES`` stories (those sharing the most bands) are compared per item, so
-the cost of an assignment does not grow with the number of indexed items.
+the cost of an assignment does not grow with the number of indexed items. Finding them is
+one script in Redis (``_CANDIDATES``): it counts the stories across the item's band buckets
+and returns the top ones with their signatures. A bucket of a common shingle can hold
+thousands of stories, and reading all of them into Python to count them was the largest
+cost of classifying an item.
 
 Assignment is idempotent per item (an item keeps the story it got first, so a redelivered
 or updated item never moves). Two near-duplicates assigned at the same instant by two
@@ -32,6 +36,36 @@ STORY_PREFIX = "nm:story:"
 # Band buckets outlive the similarity window so late-ingested items still find their story.
 DEFAULT_TTL = timedelta(days=14)
 MAX_CANDIDATES = 20
+
+# KEYS: the item's band buckets. ARGV[1]: how many stories to return; ARGV[2]: the story
+# key prefix. The stories sharing the most buckets (ties: smaller id first), each as
+# id, signature, published (false when its record expired), flattened.
+_CANDIDATES = """
+local counts, order = {}, {}
+for i = 1, #KEYS do
+  for _, story in ipairs(redis.call('SMEMBERS', KEYS[i])) do
+    local n = counts[story]
+    if n == nil then
+      counts[story] = 1
+      order[#order + 1] = story
+    else
+      counts[story] = n + 1
+    end
+  end
+end
+table.sort(order, function(a, b)
+  if counts[a] ~= counts[b] then return counts[a] > counts[b] end
+  return a < b
+end)
+local out = {}
+for i = 1, math.min(tonumber(ARGV[1]), #order) do
+  local row = redis.call('HMGET', ARGV[2] .. order[i], 'sig', 'published')
+  out[#out + 1] = order[i]
+  out[#out + 1] = row[1]
+  out[#out + 1] = row[2]
+end
+return out
+"""
 
 
 def band_key(band: str) -> str:
@@ -65,6 +99,7 @@ class StoryIndex:
         self.window = window
         self.threshold = threshold
         self.ttl_s = int(ttl.total_seconds())
+        self._find = redis.register_script(_CANDIDATES)
 
     async def assign(self, item_id: str, title: str, text: str, published: datetime) -> str:
         """The item's story id: its existing one, a near-duplicate's, or a new one (its id)."""
@@ -101,23 +136,12 @@ class StoryIndex:
     async def _candidates(self, item_id: str, bands: list[str]) -> list[Candidate]:
         if not bands:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for band in bands:
-                pipe.smembers(band_key(band))
-            replies = await pipe.execute()
-        shared: dict[str, int] = {}
-        for members in replies:
-            for story in members:
-                shared[story] = shared.get(story, 0) + 1
-        ids = sorted(shared, key=lambda s: (-shared[s], s))[:MAX_CANDIDATES]
-        if not ids:
-            return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for story in ids:
-                pipe.hmget(story_key(story), "sig", "published")
-            rows = await pipe.execute()
+        flat = await self._find(
+            keys=[band_key(band) for band in bands],
+            args=[MAX_CANDIDATES, story_key("")],
+        )
         return [
             Candidate(story, story, stories.decode_signature(sig), datetime.fromisoformat(when))
-            for story, (sig, when) in zip(ids, rows, strict=True)
+            for story, sig, when in zip(flat[::3], flat[1::3], flat[2::3], strict=True)
             if sig and when
         ]

@@ -7,6 +7,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from classifier import stories
 from classifier.story_index import StoryIndex, band_key, item_key, story_key
 from ingestor.seeds import load_seed_items
@@ -60,3 +63,57 @@ async def test_story_index_groups_seeds(r: Any) -> None:
     assert await r.ttl(band_key(some_band)) > 0
     assert await r.ttl(story_key(got["000"])) > 0
     assert await r.ttl(item_key(seeds["000"].id)) == -1
+
+
+async def test_candidates_are_the_stories_sharing_most_bands_ties_by_id(r: Any) -> None:
+    """The Redis script picks what counting every bucket in Python picks: the
+    ``MAX_CANDIDATES`` stories sharing the most of the item's bands, ties to the smaller id,
+    with their signatures; a story whose record expired is left out."""
+    import random
+    from datetime import UTC, datetime
+
+    from classifier.story_index import MAX_CANDIDATES
+
+    rng = random.Random(5)
+    bands = [f"{b}:{rng.getrandbits(64):016x}" for b in range(40)]
+    when = datetime(2025, 1, 1, tzinfo=UTC)
+    membership: dict[str, list[str]] = {}
+    for n in range(150):
+        story = f"s{rng.randrange(10**6):06d}-{n}"  # unique, in random order
+        shared = rng.sample(bands, rng.choice([1, 1, 2, 3, 3, 5, 8]))  # many ties
+        membership[story] = shared
+        for band in shared:
+            await r.sadd(band_key(band), story)
+        if n % 17:  # every 17th story's record has expired
+            sig = stories.encode_signature((n, n + 1))
+            await r.hset(story_key(story), mapping={"sig": sig, "published": when.isoformat()})
+    counts = {story: len(shared) for story, shared in membership.items()}
+    expected_ids = sorted(counts, key=lambda s: (-counts[s], s))[:MAX_CANDIDATES]
+    expected = [s for s in expected_ids if await r.exists(story_key(s))]
+
+    found = await StoryIndex(r)._candidates("new-item", bands)
+    assert [c.story_id for c in found] == expected
+    assert all(c.published == when and len(c.signature) == 2 for c in found)
+    assert len(expected) < MAX_CANDIDATES  # the expired records were in the top ones
+    assert await StoryIndex(r)._candidates("new-item", []) == []
+
+
+@given(st.lists(st.integers(min_value=0, max_value=(1 << 64) - 1), max_size=300))
+def test_the_signature_equals_the_pure_python_minhash(hashes: list[int]) -> None:
+    """numpy's wrapping uint64 arithmetic gives exactly ``min((a·x + b) & (2⁶⁴ - 1))``."""
+    mask = (1 << 64) - 1
+    expected = (
+        tuple(min((a * x + b) & mask for x in hashes) for a, b in stories._PERMS) if hashes else ()
+    )
+    assert stories.signature(hashes) == expected
+
+
+def test_a_signature_over_more_shingles_than_one_block_is_exact() -> None:
+    import random
+
+    rng = random.Random(3)
+    hashes = [rng.getrandbits(64) for _ in range(stories._CHUNK * 2 + 17)]
+    mask = (1 << 64) - 1
+    expected = tuple(min((a * x + b) & mask for x in hashes) for a, b in stories._PERMS)
+    assert stories.signature(hashes) == expected
+    assert stories.signature(iter(hashes)) == expected  # any iterable
