@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -144,10 +145,18 @@ def choose_story(
 
 
 def encode_signature(sig: Signature) -> str:
-    return ",".join(f"{x:x}" for x in sig)
+    """The signature as stored: its values as 64-bit big-endian words, in hex (16 digits a
+    value, no separator)."""
+    return struct.pack(f">{len(sig)}Q", *sig).hex()
 
 
 def decode_signature(raw: str | None) -> Signature:
+    """A stored signature. Records written before the packed form (values in hex, comma-
+    separated, until their bands expire) are read too. The packed form is read in C
+    (``bytes.fromhex`` and ``struct``): parsing 128 hex numbers one by one for each of up to
+    20 candidates was a tenth of a classification."""
     if not raw:
         return ()
-    return tuple(int(x, 16) for x in raw.split(","))
+    if "," in raw or len(raw) % 16:  # the comma-separated form (one value: no comma)
+        return tuple(int(x, 16) for x in raw.split(","))
+    return struct.unpack(f">{len(raw) // 16}Q", bytes.fromhex(raw))

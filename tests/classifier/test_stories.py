@@ -117,3 +117,18 @@ def test_a_signature_over_more_shingles_than_one_block_is_exact() -> None:
     expected = tuple(min((a * x + b) & mask for x in hashes) for a, b in stories._PERMS)
     assert stories.signature(hashes) == expected
     assert stories.signature(iter(hashes)) == expected  # any iterable
+
+
+@given(st.lists(st.integers(min_value=0, max_value=(1 << 64) - 1), max_size=200))
+def test_a_stored_signature_reads_back_the_same(sig: list[int]) -> None:
+    raw = stories.encode_signature(tuple(sig))
+    assert "," not in raw and len(raw) == 16 * len(sig)
+    assert stories.decode_signature(raw) == tuple(sig)
+
+
+def test_signatures_stored_in_the_earlier_comma_separated_form_still_read() -> None:
+    sig = stories.fingerprint("Cambodia and Laos hold border talks", "Officials met in Vientiane.")
+    earlier = ",".join(f"{x:x}" for x in sig)  # how records were written before
+    assert stories.decode_signature(earlier) == sig
+    assert stories.decode_signature("1f") == (0x1F,)  # one short value, no comma
+    assert stories.decode_signature("") == stories.decode_signature(None) == ()
