@@ -121,7 +121,9 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             except httpcore.ConnectError as e:
                 last_error = e
             else:
-                return _ReadableCheck(stream)
+                # Ours answers "is the idle connection closed?" cheaply itself; another
+                # backend's stream (anyio's) gets the cheap check around it.
+                return stream if isinstance(stream, _AsyncioStream) else _ReadableCheck(stream)
         raise last_error
 
     async def _resolve(self, host: str, port: int, limit: float | None) -> Sequence[IPAddress]:
@@ -177,22 +179,19 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
                 f"connecting to {host}:{port} took over {timeout} s"
             ) from e
         except OSError as e:
-            raise httpcore.ConnectError(str(e) or type(e).__name__) from e
+            raise httpcore.ConnectError(_why(e)) from e
         sock = writer.get_extra_info("socket")
         for option in socket_options or ():
             sock.setsockopt(*option)
         return _AsyncioStream(reader, writer)
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError(f"unix sockets are not supported ({path})")
-
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+def _why(e: BaseException) -> str:
+    """An exception's message, or its class name when it has none (a bare ConnectionReset)."""
+    return str(e) or type(e).__name__
 
 
 class _AsyncioStream(httpcore.AsyncNetworkStream):
@@ -207,7 +206,7 @@ class _AsyncioStream(httpcore.AsyncNetworkStream):
         except TimeoutError as e:
             raise httpcore.ReadTimeout(f"no data within {timeout} s") from e
         except OSError as e:
-            raise httpcore.ReadError(str(e) or type(e).__name__) from e
+            raise httpcore.ReadError(_why(e)) from e
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
         if not buffer:
@@ -219,7 +218,7 @@ class _AsyncioStream(httpcore.AsyncNetworkStream):
         except TimeoutError as e:
             raise httpcore.WriteTimeout(f"could not write within {timeout} s") from e
         except (OSError, RuntimeError) as e:  # RuntimeError: the transport is closed
-            raise httpcore.WriteError(str(e) or type(e).__name__) from e
+            raise httpcore.WriteError(_why(e)) from e
 
     async def aclose(self) -> None:
         self._writer.close()  # the transport closes on its own; no need to wait for it
@@ -238,7 +237,7 @@ class _AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.ConnectTimeout(f"TLS handshake took over {timeout} s") from e
         except (ssl.SSLError, OSError) as e:  # SSLCertVerificationError is an SSLError
             self._writer.close()
-            raise httpcore.ConnectError(str(e) or type(e).__name__) from e
+            raise httpcore.ConnectError(_why(e)) from e
         return self
 
     def get_extra_info(self, info: str) -> Any:

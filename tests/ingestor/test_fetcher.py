@@ -23,7 +23,7 @@ import httpcore
 import pytest
 
 from core.guard import forbidden_reason
-from core.http import GuardedBackend, GuardedTransport, IPAddress
+from core.http import AsyncioBackend, GuardedBackend, GuardedTransport, IPAddress
 from ingestor.fetcher import (
     ACCEPT_ENCODING,
     DEFAULT_MAX_BYTES,
@@ -416,7 +416,7 @@ class SpyBackend(httpcore.AsyncNetworkBackend):
 
     def __init__(self, connect: bool = True) -> None:
         self.calls: list[tuple[str, int]] = []
-        self._real = httpcore.AnyIOBackend()
+        self._real = AsyncioBackend()  # the guarded transport's own default
         self._connect = connect
 
     async def connect_tcp(
