@@ -19,27 +19,22 @@ small functions and generators.
 
 from __future__ import annotations
 
-import math
+import importlib
 from collections.abc import Callable, Iterable
+from types import ModuleType
+from typing import Literal
 
 from classifier.lexicon import (
-    Condition,
     Evidence,
     KeyData,
     Lexicon,
     LocalCheck,
-    Relevance,
-    Rule,
     Term,
 )
 from classifier.normalise import Normalised, normalise, normalise_term
+from classifier.verdict import Verdict, decide_terms, new_found
 from core.models import Field_, LabelKind, Labels, Match
 
-# Relevant items score in [RELEVANT_FLOOR, 1); others in [0, IRRELEVANT_CEILING].
-RELEVANT_FLOOR = 0.5
-IRRELEVANT_CEILING = 0.45
-# A condition's truth for one hit: None when the condition is decided in another phase.
-_Truth = Callable[[Condition], bool | None]
 # A whole-word occurrence of a key that takes part in the longest-match contest, in
 # normalised offsets: (start, end, evidence of its plain terms, its conditional terms).
 # Once its conditional terms are decided (``_decide``): (start, end, all its evidence, ()).
@@ -49,21 +44,8 @@ _DEAD: _Contender = (-1, -1, (), ())
 # A whole-word occurrence of a lexicon word: (start, end, the lexicons it is a word of).
 _Cue = tuple[int, int, tuple[str, ...]]
 _MATCH_FIELDS = frozenset(Match.model_fields)
-# The Labels fields the engine sets (story_id is left to the story index).
-_LABELS_SET = frozenset(Labels.model_fields) - {"story_id"}
 _new = object.__new__
 _set = object.__setattr__
-
-
-def _labels(values: dict[str, object]) -> Labels:
-    """Labels from the engine's own values (``_LABELS_SET``), without validation: as
-    ``_matches``; the score is in [0, 1] by construction (see ``_score``)."""
-    labels = _new(Labels)
-    _set(labels, "__dict__", {**values, "story_id": None})
-    _set(labels, "__pydantic_fields_set__", set(_LABELS_SET))
-    _set(labels, "__pydantic_extra__", None)
-    _set(labels, "__pydantic_private__", None)
-    return labels
 
 
 # Letters and digits among ASCII characters, as a bytes.translate table (1 = yes).
@@ -154,12 +136,59 @@ class _Field:
         return normalise_term(self.original[o_start:o_end], fold_case=False) == term.cased
 
 
-class Classifier:
-    """Labels items with a compiled :class:`Lexicon`. Thread-safe: it holds no state."""
+# Which engine classifies: the compiled one (classifier/compiled.pyx, built by setup.py when
+# a C compiler is present) or this module's; "auto" takes the compiled one when it is built
+# and can hold the lexicon (see ``Classifier``).
+EngineChoice = Literal["auto", "python", "compiled"]
+ENGINES: tuple[EngineChoice, ...] = ("auto", "python", "compiled")
 
-    def __init__(self, lexicon: Lexicon) -> None:
+
+class EngineUnavailable(RuntimeError):
+    """The compiled engine was asked for and cannot run (not built, or the lexicon too big)."""
+
+
+def _compiled_module() -> ModuleType | None:
+    try:
+        return importlib.import_module("classifier.compiled")
+    except ImportError:
+        return None
+
+
+class Classifier:
+    """Labels items with a compiled :class:`Lexicon`. Thread-safe: it holds no state.
+
+    ``classify(title, text)`` gives the same Labels whichever engine runs (tests compare the
+    two); ``engine`` says which one: "compiled" (C, several times faster) or "python".
+    """
+
+    classify: Callable[[str, str], Labels]
+
+    def __init__(self, lexicon: Lexicon, engine: EngineChoice = "auto") -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"unknown classifier engine {engine!r}: choose one of {ENGINES}")
         self._lexicon = lexicon
         self._iter = lexicon.automaton.iter
+        self._verdict = Verdict(lexicon)
+        self.choice: EngineChoice = engine
+        self.engine = "python"
+        self.classify = self._classify
+        if engine == "python":
+            return
+        compiled = _compiled_module()
+        try:
+            if compiled is None:
+                raise EngineUnavailable(
+                    "the compiled classifier engine is not built (classifier/compiled.pyx "
+                    "needs Cython and a C compiler at install time)"
+                )
+            try:
+                self.classify = compiled.Engine(lexicon).classify
+            except MemoryError as e:
+                raise EngineUnavailable(f"the compiled classifier engine: {e}") from e
+            self.engine = "compiled"
+        except EngineUnavailable:
+            if engine == "compiled":
+                raise
 
     @property
     def lexicon(self) -> Lexicon:
@@ -169,33 +198,15 @@ class Classifier:
     def rules_version(self) -> str:
         return self._lexicon.version
 
-    def classify(self, title: str, text: str) -> Labels:
-        """Classify one item from its title and body text."""
+    def _classify(self, title: str, text: str) -> Labels:
+        """Classify one item from its title and body text (the Python engine)."""
         fields = (self._scan("title", title), self._scan("text", text))
         _decide(fields)
-        found: dict[LabelKind, set[str]] = {
-            "topic": set(),
-            "official": set(),
-            "country": set(),
-            "organisation": set(),
-        }
+        found = new_found()
         weights: list[float] = []
         matches = [*_matches(fields[0], found, weights), *_matches(fields[1], found, weights)]
-        relevant = _relevant(self._lexicon.relevance, found)
-        return _labels(
-            {
-                "topics": sorted(found["topic"]),
-                "officials": sorted(found["official"]),
-                "countries": sorted(found["country"]),
-                "organisations": sorted(found["organisation"]),
-                "relevant": relevant,
-                "score": _score(
-                    fields[0], found, weights, self._lexicon.title_weight, relevant=relevant
-                ),
-                "matches": matches,
-                "rules_version": self._lexicon.version,
-            }
-        )
+        title_evidence = [hit[2] for hit in fields[0].won if hit[2]]
+        return self._verdict.labels(found, weights, matches, title_evidence)
 
     def _scan(self, name: Field_, original: str) -> _Field:
         """One automaton pass over a field; its label hits that pass their hit-level tests
@@ -260,24 +271,6 @@ def _locally_alive(contenders: list[_Contender], tested: list[int], scanned: _Fi
     return died
 
 
-def _conditions_hold(rule: Rule, truth: _Truth, *, local_only: bool = False) -> bool:
-    """all: every one true; any: one true (or none listed); none: none true.
-
-    With ``local_only``, undecided (item-level) conditions count as passing so that
-    the item-level phase can decide them.
-    """
-
-    def value(cond: Condition, default: bool) -> bool:
-        got = truth(cond)
-        return default if got is None else got
-
-    if not all(value(c, True) for c in rule.all):
-        return False
-    if rule.any and not any(value(c, local_only) for c in rule.any):
-        return False
-    return not any(value(c, False) for c in rule.none)
-
-
 def _groups(contenders: list[_Contender], joins: list[int]) -> list[list[int]]:
     """The runs of overlapping contenders, as ``[first, after)`` index ranges, from the
     ``joins`` (see ``_whole_words``; contenders come in order of their ends, so a run is
@@ -332,96 +325,24 @@ def _contest(group: list[_Contender]) -> list[_Contender]:
 
 
 def _decide(fields: tuple[_Field, ...]) -> None:
-    """Decide the winning hits' conditional terms, so each hit holds the evidence it gives.
+    """Decide the winning hits' conditional terms (``decide_terms``), so each hit holds the
+    evidence it gives."""
+    pending = [
+        (scanned.won, i) for scanned in fields for i, hit in enumerate(scanned.won) if hit[3]
+    ]
+    if not pending:
+        return
 
-    Item-level conditions come in two phases: rules that do not look at other labels fire
-    first; rules that do (context requirements, label/kind conditions) then see the labels
-    of phase one (so no rule depends on another conditional rule).
-    """
-    decided: list[tuple[list[_Contender], int, list[Evidence]]] = []
-    later: list[tuple[list[Evidence], Term]] = []
-    item_ok = _item_test(set(), fields)
-    for scanned in fields:
-        won = scanned.won
-        for index in [i for i, hit in enumerate(won) if hit[3]]:
-            plain, alive = won[index][2:]
-            evidence = list(plain)
-            for term in alive:
-                if term.needs_labels:
-                    later.append((evidence, term))
-                elif not term.item_level or item_ok(term.rule):
-                    evidence += term.evidence
-            decided.append((won, index, evidence))
-    if later:
-        _second_phase(later, [evidence for _won, _index, evidence in decided], fields)
-    for won, index, evidence in decided:
-        start, end, _plain, _alive = won[index]
-        won[index] = (start, end, tuple(sorted(set(evidence))), ())
+    def plain_present() -> set[tuple[LabelKind, str]]:
+        return {(ev[0], ev[1]) for f in fields for hit in f.won if not hit[3] for ev in hit[2]}
 
+    def has_cue(lexicon: str) -> bool:
+        return any(f.cues(lexicon) for f in fields)
 
-def _second_phase(
-    later: list[tuple[list[Evidence], Term]],
-    decided: list[list[Evidence]],
-    fields: tuple[_Field, ...],
-) -> None:
-    """Add the evidence of the terms whose rules look at the labels of phase one: those of
-    the hits without conditional terms, and those ``decided`` so far of the others."""
-    present = {(ev[0], ev[1]) for f in fields for hit in f.won if not hit[3] for ev in hit[2]}
-    present.update((ev[0], ev[1]) for evidence in decided for ev in evidence)
-    countries = {label for kind, label in present if kind == "country"}
-    item_ok = _item_test(present, fields)
-    for evidence, term in later:
-        rule = term.rule
-        if (
-            rule.context is None
-            or (rule.kind, rule.label) in present
-            or not countries.isdisjoint(rule.context)
-        ) and item_ok(rule):
-            evidence += term.evidence
-
-
-def _item_test(
-    present: set[tuple[LabelKind, str]], fields: tuple[_Field, ...]
-) -> Callable[[Rule], bool]:
-    """A rule's item-level conditions, given the labels ``present`` (memoised per rule: they
-    do not depend on the hit)."""
-    kinds = {kind for kind, _ in present}
-
-    def truth(cond: Condition) -> bool | None:
-        if cond.kind == "label":
-            return cond.label in present
-        if cond.kind == "kind":
-            return cond.label_kind in kinds
-        if cond.kind == "near" and cond.within is None:
-            return any(f.cues(cond.lexicon) for f in fields)
-        return None  # local: already decided in the scan
-
-    memo: dict[str, bool] = {}
-
-    def item_ok(rule: Rule) -> bool:
-        ok = memo.get(rule.id)
-        if ok is None:
-            ok = not (rule.all or rule.any or rule.none) or _conditions_hold(
-                rule, truth, local_only=True
-            )
-            memo[rule.id] = ok
-        return ok
-
-    return item_ok
-
-
-def _relevant(relevance: Relevance, found: dict[LabelKind, set[str]]) -> bool:
-    def truth(cond: Condition) -> bool:
-        if cond.kind == "label" and cond.label is not None:
-            kind, label = cond.label
-            return label in found[kind]
-        return cond.kind == "kind" and cond.label_kind is not None and bool(found[cond.label_kind])
-
-    if not all(truth(c) for c in relevance.all):
-        return False
-    if relevance.any and not any(truth(c) for c in relevance.any):
-        return False
-    return not any(truth(c) for c in relevance.none)
+    decided = decide_terms([won[i][2:] for won, i in pending], plain_present, has_cue)
+    for (won, i), evidence in zip(pending, decided, strict=True):
+        start, end, _plain, _alive = won[i]
+        won[i] = (start, end, evidence, ())
 
 
 def _matches(
@@ -458,39 +379,3 @@ def _matches(
             _set(match, "__pydantic_private__", None)
             out.append(match)
     return out
-
-
-def _score(
-    title: _Field,
-    found: dict[LabelKind, set[str]],
-    weights: list[float],
-    title_weight: float,
-    *,
-    relevant: bool,
-) -> float:
-    """Deterministic confidence in [0, 1].
-
-    Each distinct topic counts 1 (``title_weight`` when the title carries it), each topic
-    hit adds 0.15 × its rule's weight (``weights``, in text order: the first 30 count), each
-    title hit of any kind 0.3 (capped); irrelevant items also earn a little for countries,
-    officials and organisations. The sum is squashed with 1 - exp(-x/4), then placed in
-    [0.5, 1) for relevant items and [0, 0.45] for the rest, so any relevant item outranks
-    any irrelevant one.
-    """
-    if not any(found.values()):
-        return 0.0
-    in_title = [hit[2] for hit in title.won if hit[2]]
-    title_topics = {ev[1] for evidence in in_title for ev in evidence if ev[0] == "topic"}
-    title_hits = len(in_title)
-    strength = (
-        len(found["topic"])
-        + (title_weight - 1.0) * len(title_topics)
-        + 0.15 * sum(weights[:30])
-        + 0.3 * min(title_hits, 5)
-    )
-    if relevant:
-        squashed = 1.0 - math.exp(-strength / 4.0)
-        return round(RELEVANT_FLOOR + (1.0 - RELEVANT_FLOOR) * squashed * 0.999, 4)
-    others = sum(len(labels) for kind, labels in found.items() if kind != "topic")
-    squashed = 1.0 - math.exp(-(strength + 0.2 * min(others, 10)) / 4.0)
-    return round(IRRELEVANT_CEILING * squashed, 4)

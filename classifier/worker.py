@@ -57,7 +57,7 @@ class ClassifierWorker:
         if self.watcher is not None:
             fresh = self.watcher.check()
             if fresh is not None:
-                self.engine = Classifier(fresh)
+                self.engine = Classifier(fresh, self.engine.choice)
 
     async def handle(self, event: Event, delivery: Delivery) -> None:
         if not isinstance(event, ItemIngested | ItemUpdated):

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from classifier.engine import IRRELEVANT_CEILING, RELEVANT_FLOOR, Classifier
+from classifier.engine import Classifier, EngineChoice
 from classifier.lexicon import Lexicon, LexiconError, load_lexicon
+from classifier.verdict import IRRELEVANT_CEILING, RELEVANT_FLOOR
 from core.models import Labels
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
@@ -71,8 +72,10 @@ def lexicon() -> Lexicon:
 
 
 @pytest.fixture(scope="module")
-def classifier(lexicon: Lexicon) -> Classifier:
-    return Classifier(lexicon)
+def classifier(lexicon: Lexicon, engine: EngineChoice) -> Classifier:
+    classifier = Classifier(lexicon, engine)
+    assert classifier.engine == engine
+    return classifier
 
 
 def _seed_file(prefix: str) -> Path:
@@ -376,10 +379,10 @@ def _contest_by_hand(words: list[str]) -> list[tuple[int, int]]:
 
 @settings(max_examples=300, deadline=None)
 @given(words=st.lists(st.sampled_from("abcdef"), max_size=30))
-def test_longest_match_wins_in_any_overlap(tmp_path_factory, words: list[str]) -> None:
+def test_longest_match_wins_in_any_overlap(tmp_path_factory, engine, words: list[str]) -> None:
     path = tmp_path_factory.mktemp("overlaps") / "rules.yaml"
     path.write_text(_OVERLAPS, encoding="utf-8")
-    labels = Classifier(load_lexicon(path)).classify("", " ".join(words))
+    labels = Classifier(load_lexicon(path), engine).classify("", " ".join(words))
     assert sorted((m.start, m.end) for m in labels.matches) == _contest_by_hand(words)
 
 
@@ -430,10 +433,10 @@ def test_more_topics_score_higher(classifier: Classifier) -> None:
     assert RELEVANT_FLOOR < one.score < two.score < 1.0
 
 
-def test_classification_is_deterministic(lexicon: Lexicon) -> None:
+def test_classification_is_deterministic(lexicon: Lexicon, engine: EngineChoice) -> None:
     text = _split_furniture(_seed_file("003").read_text(encoding="utf-8"))[0]
-    first = Classifier(lexicon).classify("t", text)
-    again = Classifier(load_lexicon()).classify("t", text)
+    first = Classifier(lexicon, engine).classify("t", text)
+    again = Classifier(load_lexicon(), engine).classify("t", text)
     assert first == again
     assert first.model_dump_json() == again.model_dump_json()
 
@@ -519,10 +522,10 @@ def test_bad_rules_are_named(tmp_path: Path, rule: str, message: str) -> None:
         load_lexicon(path)
 
 
-def test_a_minimal_lexicon_loads(tmp_path: Path) -> None:
+def test_a_minimal_lexicon_loads(tmp_path: Path, engine: EngineChoice) -> None:
     path = tmp_path / "lexicon.yaml"
     path.write_text(_minimal("      r: [border security]\n"), encoding="utf-8")
-    labels = Classifier(load_lexicon(path)).classify("", "Hun Manet: border security.")
+    labels = Classifier(load_lexicon(path), engine).classify("", "Hun Manet: border security.")
     assert (labels.topics, labels.officials, labels.countries) == (
         ["border_security"],
         ["hun_manet"],

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from classifier.engine import Classifier
+from classifier.engine import Classifier, EngineChoice
 from classifier.lexicon import LexiconError, load_lexicon
 from classifier.watcher import RulesWatcher
 
@@ -57,10 +57,10 @@ organisations:
 """
 
 
-def _load(tmp_path: Path, text: str = BASE) -> Classifier:
+def _load(tmp_path: Path, engine: EngineChoice, text: str = BASE) -> Classifier:
     path = tmp_path / "rules.yaml"
     path.write_text(text.replace('"@khmer_words"', "Khmer"), encoding="utf-8")
-    return Classifier(load_lexicon(path))
+    return Classifier(load_lexicon(path), engine)
 
 
 @pytest.mark.parametrize(
@@ -80,23 +80,29 @@ def _load(tmp_path: Path, text: str = BASE) -> Classifier:
     ],
 )
 def test_rule_features(
-    tmp_path: Path, title: str, text: str, topics: list[str], officials: list[str], orgs: list[str]
+    tmp_path: Path,
+    engine: EngineChoice,
+    title: str,
+    text: str,
+    topics: list[str],
+    officials: list[str],
+    orgs: list[str],
 ) -> None:
-    labels = _load(tmp_path).classify(title, text)
+    labels = _load(tmp_path, engine).classify(title, text)
     assert (labels.topics, labels.officials, labels.organisations) == (topics, officials, orgs)
 
 
-def test_relevance_follows_the_rules_file(tmp_path: Path) -> None:
-    default = _load(tmp_path)
+def test_relevance_follows_the_rules_file(tmp_path: Path, engine: EngineChoice) -> None:
+    default = _load(tmp_path, engine)
     assert default.classify("", "Cambodia and Laos: border security.").relevant
     assert not default.classify("", "Cambodia: border security.").relevant
-    custom = _load(tmp_path, BASE + "relevance:\n  all: [{label: country.cambodia}]\n")
+    custom = _load(tmp_path, engine, BASE + "relevance:\n  all: [{label: country.cambodia}]\n")
     assert custom.classify("", "Cambodia alone.").relevant
 
 
-def test_title_weight_raises_the_score(tmp_path: Path) -> None:
-    heavy = _load(tmp_path, BASE + "scoring: {title_weight: 4}\n")
-    light = _load(tmp_path, BASE + "scoring: {title_weight: 1}\n")
+def test_title_weight_raises_the_score(tmp_path: Path, engine: EngineChoice) -> None:
+    heavy = _load(tmp_path, engine, BASE + "scoring: {title_weight: 4}\n")
+    light = _load(tmp_path, engine, BASE + "scoring: {title_weight: 1}\n")
     args = ("Border security", "Cambodia and Laos.")
     assert heavy.classify(*args).score > light.classify(*args).score
 
@@ -138,24 +144,26 @@ def test_an_error_names_the_rule_id(tmp_path: Path) -> None:
         load_lexicon(path)
 
 
-def test_lexicon_references_expand(tmp_path: Path) -> None:
+def test_lexicon_references_expand(tmp_path: Path, engine: EngineChoice) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text(
         BASE.replace(
             "art: [painter, museum]", "art: [painter, museum]\n  khmer_words: [Khmer, Kampuchea]"
         )
     )
-    assert Classifier(load_lexicon(path)).classify("", "Kampuchea").countries == ["cambodia"]
+    assert Classifier(load_lexicon(path), engine).classify("", "Kampuchea").countries == [
+        "cambodia"
+    ]
 
 
-def test_rules_version_is_declared_version_and_hash(tmp_path: Path) -> None:
-    classifier = _load(tmp_path)
+def test_rules_version_is_declared_version_and_hash(tmp_path: Path, engine: EngineChoice) -> None:
+    classifier = _load(tmp_path, engine)
     digest = hashlib.sha256((tmp_path / "rules.yaml").read_bytes()).hexdigest()[:12]
     assert classifier.classify("", "x").rules_version == f"t1+{digest}"
 
 
 def test_watcher_reloads_a_changed_file_and_keeps_good_rules(tmp_path: Path) -> None:
-    _load(tmp_path)
+    _load(tmp_path, "python")
     path = tmp_path / "rules.yaml"
     now = [0.0]
     watcher = RulesWatcher(path, interval_s=5, clock=lambda: now[0])
@@ -181,8 +189,8 @@ _TEXT = st.lists(_WORDS, max_size=40)
 
 
 @pytest.fixture(scope="module")
-def shipped() -> Classifier:
-    return Classifier(load_lexicon())
+def shipped(engine: EngineChoice) -> Classifier:
+    return Classifier(load_lexicon(), engine)
 
 
 def _key(c: Classifier, title: str, text: str) -> tuple[object, ...]:
