@@ -17,7 +17,7 @@ Built by setup.py with Cython when a C compiler is present; ``Classifier`` falls
 the Python engine when it is not (``NEWSMON_CLASSIFIER_ENGINE`` chooses; see README).
 """
 
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport calloc, free, malloc, realloc
 from cpython.object cimport (
     PyObject,
     PyObject_GenericSetAttr,
@@ -53,7 +53,7 @@ from functools import partial
 
 from classifier import verdict as _py
 from classifier.normalise import _fold, normalise_term
-from core.models import Match
+from core.models import Labels, Match
 
 cdef object _MATCH_FIELDS = frozenset(Match.model_fields)
 cdef tuple _NO_ARGS = ()
@@ -64,11 +64,11 @@ MAX_TABLE = 1 << 24
 cdef dict _MATCH_TEMPLATE = dict.fromkeys(("kind", "label", "rule", "text", "field", "start", "end"))
 
 
-cdef Py_ssize_t _slot(name) except -1:
+cdef Py_ssize_t _slot(model, name) except -1:
     """The offset of a BaseModel slot (a member descriptor), to write it as object.__setattr__
     would on a new object, without the lookup; -1 when it is not one (then we call)."""
     descr = None
-    for klass in Match.__mro__:
+    for klass in model.__mro__:
         descr = klass.__dict__.get(name)
         if descr is not None:
             break
@@ -79,9 +79,9 @@ cdef Py_ssize_t _slot(name) except -1:
     return (<PyMemberDescrObject *> descr).d_member.offset
 
 
-cdef Py_ssize_t _FIELDS_SET = _slot("__pydantic_fields_set__")
-cdef Py_ssize_t _EXTRA = _slot("__pydantic_extra__")
-cdef Py_ssize_t _PRIVATE = _slot("__pydantic_private__")
+cdef Py_ssize_t _FIELDS_SET = _slot(Match, "__pydantic_fields_set__")
+cdef Py_ssize_t _EXTRA = _slot(Match, "__pydantic_extra__")
+cdef Py_ssize_t _PRIVATE = _slot(Match, "__pydantic_private__")
 
 
 cdef inline int _put(object obj, Py_ssize_t offset, str name, object value) except -1:
@@ -92,6 +92,44 @@ cdef inline int _put(object obj, Py_ssize_t offset, str name, object value) exce
     Py_INCREF(value)
     (<PyObject **> ((<char *> <PyObject *> obj) + offset))[0] = <PyObject *> value
     return 0
+
+
+_KINDS = ("topic", "official", "country", "organisation")
+cdef Py_ssize_t _NEVER = -100
+cdef object _LABELS_SET = _py._LABELS_SET
+cdef Py_ssize_t _L_FIELDS_SET = _slot(Labels, "__pydantic_fields_set__")
+cdef Py_ssize_t _L_EXTRA = _slot(Labels, "__pydantic_extra__")
+cdef Py_ssize_t _L_PRIVATE = _slot(Labels, "__pydantic_private__")
+
+
+cdef class _Found:
+    """What an item's hits gave so far: a flag per label (and per topic in the title), the
+    title's hits with evidence, the first 30 topic weights in text order."""
+
+    cdef char *seen
+    cdef char *title_topic
+    cdef Py_ssize_t title_hits
+    cdef list weights
+
+    def __cinit__(self, Py_ssize_t nlabels):
+        self.seen = <char *> calloc(nlabels + 1, 1)
+        self.title_topic = <char *> calloc(nlabels + 1, 1)
+        if self.seen == NULL or self.title_topic == NULL:
+            raise MemoryError()
+        self.weights = []
+
+    def __dealloc__(self):
+        free(self.seen)
+        free(self.title_topic)
+
+
+cdef inline bint _holds(Py_ssize_t test, _Found found, int *count):
+    """verdict._holds over the flags: a label index, or -1 - kind."""
+    if test >= 0:
+        return found.seen[test]
+    if test >= -4:
+        return count[-1 - test] > 0
+    return False
 
 
 cdef dict _template(tuple evidence, str field):
@@ -253,7 +291,19 @@ cdef class Engine:
     """The compiled form of one Lexicon: its automaton as a transition table."""
 
     cdef object lexicon
-    cdef object verdict  # engine.Verdict: relevance, score and Labels, shared
+    cdef object version
+    cdef double title_weight
+    # Labels by index: their ids, their kinds (0 topic, 1 official, 2 country,
+    # 3 organisation), each kind's indexes in the order of their ids (for sorted lists).
+    cdef Py_ssize_t nlabels
+    cdef list names
+    cdef int *label_kind
+    cdef list by_kind  # 4 tuples of indexes
+    cdef dict label_index  # (kind, id) → index
+    cdef list kev  # per key: the label index of each of its plain evidence
+    # Relevance tests (verdict._Test): a label index, -1 - kind for "a label of that
+    # kind", or _NEVER.
+    cdef tuple rel_all, rel_any, rel_none
     cdef Py_ssize_t ncls, nstates
     cdef int *delta  # nstates × ncls: next state's row offset × 2, + 1 if it has output
     cdef int *term  # the key ending at a state, or -1
@@ -274,7 +324,7 @@ cdef class Engine:
     cdef list kcond  # per key: its conditional terms
     cdef list kall  # per key: the mask of all its conditional terms
     cdef char *kstatic  # per key: its conditional terms fire whenever live (see _decide)
-    cdef dict static_cache  # (mask << 24 | key) → evidence, for kstatic keys
+    cdef dict static_cache  # (mask << 24 | key) → (evidence, its label indexes)
     cdef list ktemplates  # per key: per field, a _template for each of its plain evidence
     # per key: (term, match_case, all, any, none) for each conditional term, with the
     # lexicons of its hit-level checks as indexes
@@ -292,6 +342,7 @@ cdef class Engine:
         self.klocal = NULL
         self.kconditional = NULL
         self.kstatic = NULL
+        self.label_kind = NULL
         self.kname_at = NULL
         self.knames = NULL
 
@@ -306,6 +357,7 @@ cdef class Engine:
         free(self.klocal)
         free(self.kconditional)
         free(self.kstatic)
+        free(self.label_kind)
         free(self.kname_at)
         free(self.knames)
 
@@ -315,10 +367,48 @@ cdef class Engine:
         if not 0 < max_table <= 1 << 30:
             raise ValueError("max_table must be in (0, 2**30]")
         self.lexicon = lexicon
-        self.verdict = _py.Verdict(lexicon)
+        self.version = lexicon.version
+        self.title_weight = lexicon.title_weight
         items = sorted(lexicon.automaton.items())
+        self._labels(lexicon, items)
         self._keys(items)
         self._automaton([key for key, _ in items], max_table)
+
+    cdef _labels(self, lexicon, list items):
+        """Index every label the rules can give (declared, or given by evidence)."""
+        cdef Py_ssize_t i
+        pairs = {(kind, label) for kind, labels in lexicon.labels.items() for label in labels}
+        for _key, data in items:
+            pairs.update((ev[0], ev[1]) for ev in data.plain)
+            for term in data.conditional:
+                pairs.update((ev[0], ev[1]) for ev in term.evidence)
+        ordered = sorted(pairs, key=lambda pair: (_KINDS.index(pair[0]), pair[1]))
+        self.nlabels = len(ordered)
+        self.names = [label for _kind, label in ordered]
+        self.label_index = {pair: i for i, pair in enumerate(ordered)}
+        self.label_kind = <int *> _grow(NULL, (self.nlabels + 1) * sizeof(int))
+        for i, (kind, _label) in enumerate(ordered):
+            self.label_kind[i] = _KINDS.index(kind)
+        self.by_kind = [
+            tuple(i for i, (kind, _label) in enumerate(ordered) if kind == name)
+            for name in _KINDS
+        ]
+        relevance = lexicon.relevance
+        self.rel_all = self._tests(relevance.all)
+        self.rel_any = self._tests(relevance.any)
+        self.rel_none = self._tests(relevance.none)
+
+    cdef tuple _tests(self, tuple conds):
+        """verdict._tests, as label indexes (see ``rel_all``)."""
+        out = []
+        for cond in conds:
+            if cond.kind == "label" and cond.label is not None:
+                out.append(self.label_index.get(cond.label, _NEVER))
+            elif cond.kind == "kind" and cond.label_kind is not None:
+                out.append(-1 - _KINDS.index(cond.label_kind))
+            else:
+                out.append(_NEVER)
+        return tuple(out)
 
     cdef _keys(self, list items):
         cdef Py_ssize_t k, nkeys = len(items), at = 0
@@ -338,6 +428,7 @@ cdef class Engine:
         names_flat = []
         self.kplain = []
         self.ktemplates = []
+        self.kev = []
         self.kcond = []
         for k, (key, data) in enumerate(items):
             self.klen[k] = data.length
@@ -354,6 +445,7 @@ cdef class Engine:
             for name in data.names:
                 names_flat.append(self.lex_index.setdefault(name, len(self.lex_index)))
             self.kplain.append(data.plain)
+            self.kev.append(tuple(self.label_index[(ev[0], ev[1])] for ev in data.plain))
             self.ktemplates.append(
                 tuple(tuple(_template(ev, field) for ev in data.plain) for field in ("title", "text"))
             )
@@ -458,14 +550,66 @@ cdef class Engine:
         """``classifier.engine.Classifier.classify``, compiled."""
         cdef _Scan t = self._scan(title, 0)
         cdef _Scan x = self._scan(text, 1)
+        cdef _Found found = _Found(self.nlabels)
         self._decide(t, x)
-        found = _py.new_found()
-        weights = []
         matches = []
-        title_evidence = []
-        self._matches(t, found, weights, matches, title_evidence)
-        self._matches(x, found, weights, matches, None)
-        return self.verdict.labels(found, weights, matches, title_evidence)
+        self._matches(t, found, matches)
+        self._matches(x, found, matches)
+        return self._verdict(found, matches)
+
+    cdef object _verdict(self, _Found found, list matches):
+        """verdict.Verdict.labels, from the label flags: sorted lists in the labels' order,
+        relevance, the score (verdict.score_of), the Labels."""
+        cdef Py_ssize_t i, kind
+        cdef int count[4]
+        cdef Py_ssize_t title_topics = 0
+        lists = []
+        for kind in range(4):
+            out = []
+            for i in <tuple> self.by_kind[kind]:
+                if found.seen[i]:
+                    out.append(self.names[i])
+                    if kind == 0 and found.title_topic[i]:
+                        title_topics += 1
+            count[kind] = len(out)
+            lists.append(out)
+        relevant = self._relevant(found, count)
+        values = {
+            "topics": lists[0],
+            "officials": lists[1],
+            "countries": lists[2],
+            "organisations": lists[3],
+            "relevant": relevant,
+            "score": _py.score_of(
+                count[0], count[1] + count[2] + count[3], title_topics, found.weights,
+                found.title_hits, self.title_weight, relevant,
+            ),
+            "matches": matches,
+            "rules_version": self.version,
+            "story_id": None,
+        }
+        labels = PyBaseObject_Type.tp_new(Labels, <PyObject *> _NO_ARGS, NULL)
+        PyObject_GenericSetDict(labels, values, NULL)
+        _put(labels, _L_FIELDS_SET, "__pydantic_fields_set__", PySet_New(_LABELS_SET))
+        _put(labels, _L_EXTRA, "__pydantic_extra__", None)
+        _put(labels, _L_PRIVATE, "__pydantic_private__", None)
+        return labels
+
+    cdef bint _relevant(self, _Found found, int *count):
+        """verdict.Verdict.relevant."""
+        for test in self.rel_all:
+            if not _holds(test, found, count):
+                return False
+        if self.rel_any:
+            for test in self.rel_any:
+                if _holds(test, found, count):
+                    break
+            else:
+                return False
+        for test in self.rel_none:
+            if _holds(test, found, count):
+                return False
+        return True
 
     cdef _Scan _scan(self, str original, int code):
         cdef _Scan f = _Scan()
@@ -775,7 +919,7 @@ cdef class Engine:
             pending, partial(_plain_present, self, t, x), partial(_has_cue, self, t, x)
         )
         for (into, i), evidence in zip(at, decided):
-            (<dict> into)[i] = evidence
+            (<dict> into)[i] = (evidence, self._indexes(evidence))
         return 0
 
     cdef tuple _terms(self, int k, object mask):
@@ -785,15 +929,17 @@ cdef class Engine:
         return tuple([term for j, term in enumerate(terms) if (mask >> j) & 1])
 
     cdef tuple _static_evidence(self, int k, object mask):
+        """(evidence, its label indexes) of a kstatic hit with these live terms."""
         key = (mask << 24) | k
-        evidence = self.static_cache.get(key)
-        if evidence is None:
+        known = self.static_cache.get(key)
+        if known is None:
             found = list(self.kplain[k])
             for term in self._terms(k, mask):
                 found += term.evidence
             evidence = tuple(sorted(set(found)))
-            self.static_cache[key] = evidence
-        return evidence
+            known = (evidence, self._indexes(evidence))
+            self.static_cache[key] = known
+        return known
 
     cdef set plain_present(self, _Scan t, _Scan x):
         """The labels of the winning hits that do not go to decide_terms: those without
@@ -804,36 +950,41 @@ cdef class Engine:
         for f in (t, x):
             for a in range(f.won.size):
                 i = f.won.data[a]
-                evidence = f.decided.get(i)
-                if evidence is None:
+                known = f.decided.get(i)
+                if known is None:
                     if self._live(f, i) is not None:
                         continue  # pending: decide_terms adds its labels itself
                     evidence = self.kplain[f.c_key.data[i]]
+                else:
+                    evidence = (<tuple> known)[0]
                 for ev in <tuple> evidence:
                     present.add((ev[0], ev[1]))
         return present
 
-    cdef int _matches(self, _Scan f, dict found, list weights, list matches,
-                      list title_evidence) except -1:
-        """engine._matches: one Match per piece of evidence of the field's winning hits."""
-        cdef Py_ssize_t a, i, j, k, o_start, o_end
+    cdef int _matches(self, _Scan f, _Found found, list matches) except -1:
+        """engine._matches: one Match per piece of evidence of the field's winning hits;
+        notes their labels, the title's, and the first topic weights in ``found``."""
+        cdef Py_ssize_t a, i, j, k, li, o_start, o_end
         cdef object start, end
         cdef str text, name = "title" if f.code == 0 else "text"
         cdef str original = f.original
+        cdef bint title = f.code == 0
         decided = f.decided
         for a in range(f.won.size):
             i = f.won.data[a]
-            evidence = decided.get(i) if decided else None
-            if evidence is None:
+            known = decided.get(i) if decided else None
+            if known is None:
                 k = f.c_key.data[i]
                 evidence = self.kplain[k]
+                lis = self.kev[k]
                 templates = self.ktemplates[k][f.code]
             else:
+                evidence, lis = <tuple> known
                 templates = None
             if not evidence:
                 continue
-            if title_evidence is not None:
-                title_evidence.append(evidence)
+            if title:
+                found.title_hits += 1
             o_start = f.ostart[f.c_start.data[i]]
             o_end = f.oend[f.c_end.data[i] - 1]
             text = original[o_start:o_end]
@@ -841,13 +992,19 @@ cdef class Engine:
             end = o_end
             for j in range(len(<tuple> evidence)):
                 ev = (<tuple> evidence)[j]
-                kind = (<tuple> ev)[0]
-                (<set> found[kind]).add((<tuple> ev)[1])
-                if kind == "topic":
-                    weights.append((<tuple> ev)[3])
+                li = (<tuple> lis)[j]
+                found.seen[li] = 1
+                if self.label_kind[li] == 0:
+                    if title:
+                        found.title_topic[li] = 1
+                    if len(found.weights) < 30:
+                        found.weights.append((<tuple> ev)[3])
                 template = (<tuple> templates)[j] if templates is not None else _template(ev, name)
                 matches.append(_match(template, text, start, end))
         return 0
+
+    cdef tuple _indexes(self, tuple evidence):
+        return tuple([self.label_index[(ev[0], ev[1])] for ev in evidence])
 
 
 cdef inline bint _before(Py_ssize_t *c_start, Py_ssize_t *c_end, Py_ssize_t i, Py_ssize_t j):

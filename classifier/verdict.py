@@ -8,8 +8,8 @@ call these, so the two engines cannot drift apart here.
 Must not: do I/O or keep state between items (a ``Verdict`` is per lexicon, read-only).
 
 Speed: this runs once per item (and ``decide_terms`` per item with conditional hits), so it
-is written as loops without generators or closures on the common path; setup.py compiles it
-with Cython when it can (same source, same behaviour: annotations are not used for typing).
+is written as loops without generators or closures on the common path. (Compiling it with
+Cython as it is was measured: no gain worth a second extension.)
 """
 
 from __future__ import annotations
@@ -246,29 +246,50 @@ def score(
     *,
     relevant: bool,
 ) -> float:
-    """Deterministic confidence in [0, 1].
-
-    Each distinct topic counts 1 (``title_weight`` when the title carries it), each topic
-    hit adds 0.15 × its rule's weight (``weights``, in text order: the first 30 count), each
-    title hit with evidence (``title_evidence``) 0.3 (capped); irrelevant items also earn a
-    little for countries, officials and organisations. The sum is squashed with
-    1 - exp(-x/4), then placed in [0.5, 1) for relevant items and [0, 0.45] for the rest, so
-    any relevant item outranks any irrelevant one.
-    """
-    topics = len(found["topic"])
-    others = len(found["official"]) + len(found["country"]) + len(found["organisation"])
-    if not (topics or others):
-        return 0.0
+    """``score_of`` from what the Python engine collects: the evidence of the title's hits,
+    the labels found by kind and the weights of the topic evidence in text order."""
     title_topics = set()
     for evidence in title_evidence:
         for ev in evidence:
             if ev[0] == "topic":
                 title_topics.add(ev[1])
+    return score_of(
+        len(found["topic"]),
+        len(found["official"]) + len(found["country"]) + len(found["organisation"]),
+        len(title_topics),
+        weights[:30],
+        len(title_evidence),
+        title_weight,
+        relevant,
+    )
+
+
+def score_of(
+    topics: int,
+    others: int,
+    title_topics: int,
+    weights: list[float],
+    title_hits: int,
+    title_weight: float,
+    relevant: bool,
+) -> float:
+    """Deterministic confidence in [0, 1], from counts (shared by both engines).
+
+    Each distinct topic (``topics``) counts 1, ``title_weight`` when the title carries it
+    (``title_topics`` of them); each topic hit adds 0.15 × its rule's weight (``weights``: the
+    first 30 topic hits' in text order); each title hit with evidence 0.3 (``title_hits``,
+    capped at 5); irrelevant items also earn a little for their countries, officials and
+    organisations (``others``). The sum is squashed with 1 - exp(-x/4), then placed in
+    [0.5, 1) for relevant items and [0, 0.45] for the rest, so any relevant item outranks
+    any irrelevant one.
+    """
+    if not (topics or others):
+        return 0.0
     strength = (
         topics
-        + (title_weight - 1.0) * len(title_topics)
+        + (title_weight - 1.0) * title_topics
         + 0.15 * sum(weights[:30])
-        + 0.3 * min(len(title_evidence), 5)
+        + 0.3 * min(title_hits, 5)
     )
     if relevant:
         squashed = 1.0 - math.exp(-strength / 4.0)
