@@ -323,8 +323,9 @@ cdef class Engine:
     cdef list kplain  # per key: the evidence of its plain terms
     cdef list kcond  # per key: its conditional terms
     cdef list kall  # per key: the mask of all its conditional terms
-    cdef char *kstatic  # per key: its conditional terms fire whenever live (see _decide)
-    cdef dict static_cache  # (mask << 24 | key) → (evidence, its label indexes)
+    cdef char *kstatic  # per key: none of its conditional terms needs phase two (_decide)
+    cdef list kcues  # per key: the lexicons (indexes) its item-level rules ask about
+    cdef dict static_cache  # (key, mask, cues) → (evidence, its label indexes): see _alone
     cdef list ktemplates  # per key: per field, a _template for each of its plain evidence
     # per key: (term, match_case, all, any, none) for each conditional term, with the
     # lexicons of its hit-level checks as indexes
@@ -437,9 +438,7 @@ cdef class Engine:
             self.kcontends[k] = data.contends
             self.klocal[k] = data.local
             self.kconditional[k] = bool(data.conditional)
-            self.kstatic[k] = all(
-                not (term.item_level or term.needs_labels) for term in data.conditional
-            )
+            self.kstatic[k] = not any(term.needs_labels for term in data.conditional)
             self.kall.append((1 << len(data.conditional)) - 1)
             self.kname_at[k] = len(names_flat)
             for name in data.names:
@@ -454,6 +453,8 @@ cdef class Engine:
         self.knames = <int *> _grow(NULL, (len(names_flat) + 1) * sizeof(int))
         for k, index in enumerate(names_flat):
             self.knames[k] = index
+        # After the loop: every lexicon that has a word has its index by now.
+        self.kcues = [self._item_cues(conditional) for conditional in self.kcond]
         self.kchecks = [
             tuple(
                 (
@@ -467,6 +468,20 @@ cdef class Engine:
             )
             for conditional in self.kcond
         ]
+
+    cdef tuple _item_cues(self, tuple conditional):
+        """The lexicons (indexes, sorted) that the item-level rules of these terms ask about
+        anywhere in the item (near without within). A lexicon without words is never
+        there, whatever the item: it is left out."""
+        out = set()
+        for term in conditional:
+            if not term.item_level:
+                continue
+            rule = term.rule
+            for cond in (*rule.all, *rule.any, *rule.none):
+                if cond.kind == "near" and cond.within is None and cond.lexicon in self.lex_index:
+                    out.add(self.lex_index[cond.lexicon])
+        return tuple(sorted(out))
 
     cdef tuple _checks(self, tuple checks):
         # (lexicon, within, field) → (lexicon index or -1, within, field code). A lexicon
@@ -888,10 +903,12 @@ cdef class Engine:
         """engine._decide: the evidence of the winning hits with live conditional terms,
         into each field's ``decided``.
 
-        A hit whose live terms all fire whenever they are live (no item-level conditions,
-        no context: ``kstatic``) gives its plain evidence and theirs, as decide_terms would
-        (their labels count as present for phase two, as there): that is cached per key
-        and mask. The others go to engine.decide_terms.
+        A hit whose live terms do not look at other labels (``kstatic``: none of them is
+        decided in phase two) gets what verdict.decide_terms gives it alone: that depends
+        only on its key, its live terms and which of the lexicons its item-level rules ask
+        about occur in the item (``kcues``), so it is cached on those. Its labels then count
+        as present for the others' phase two, as in decide_terms. The others go to
+        decide_terms together.
         """
         cdef _Scan f
         cdef Py_ssize_t a, i
@@ -906,7 +923,7 @@ cdef class Engine:
                     continue
                 k = f.c_key.data[i]
                 if self.kstatic[k]:
-                    f.decided[i] = self._static_evidence(k, mask)
+                    f.decided[i] = self._alone(t, x, k, mask)
                     continue
                 if pending is None:
                     at = []
@@ -928,15 +945,23 @@ cdef class Engine:
             return terms
         return tuple([term for j, term in enumerate(terms) if (mask >> j) & 1])
 
-    cdef tuple _static_evidence(self, int k, object mask):
-        """(evidence, its label indexes) of a kstatic hit with these live terms."""
-        key = (mask << 24) | k
+    cdef tuple _alone(self, _Scan t, _Scan x, int k, object mask):
+        """(evidence, its label indexes) of a kstatic hit with these live terms (see
+        _decide), from the cache or decide_terms."""
+        cdef Py_ssize_t j = 0, lex
+        cues = 0
+        for lex in <tuple> self.kcues[k]:
+            if t.has_cue(lex) or x.has_cue(lex):
+                cues |= 1 << j
+            j += 1
+        key = (k, mask, cues)
         known = self.static_cache.get(key)
         if known is None:
-            found = list(self.kplain[k])
-            for term in self._terms(k, mask):
-                found += term.evidence
-            evidence = tuple(sorted(set(found)))
+            (evidence,) = _py.decide_terms(
+                [(self.kplain[k], self._terms(k, mask))],
+                _no_labels,
+                partial(_has_cue, self, t, x),
+            )
             known = (evidence, self._indexes(evidence))
             self.static_cache[key] = known
         return known
@@ -1017,6 +1042,10 @@ cdef inline bint _before(Py_ssize_t *c_start, Py_ssize_t *c_end, Py_ssize_t i, P
 
 def _plain_present(Engine engine, _Scan t, _Scan x):
     return engine.plain_present(t, x)
+
+
+def _no_labels():
+    raise AssertionError("a kstatic hit's terms do not look at other labels")
 
 
 def _has_cue(Engine engine, _Scan t, _Scan x, lexicon):

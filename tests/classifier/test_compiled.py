@@ -118,10 +118,24 @@ def test_wild_text_classifies_the_same(shipped: Lexicon, title: str, text: str) 
     _same(_pair(shipped), title, text)
 
 
+# BASE plus item-level proximity ("near" anywhere in the item), alone and beside a
+# hit-level test, in all / any / none.
+GRAMMAR = BASE.replace('"@khmer_words"', "Khmer").replace(
+    """      title_only:""",
+    """      anywhere:
+        terms: [manoeuvres]
+        all: [{near: military}]
+        none: [{near: art}]
+      either:
+        terms: [parade]
+        any: [{near: military}, {near: art}]
+        none: [{near: art, within: 1}]
+      title_only:""",
+)
 _BASE_WORDS = st.sampled_from(
     ["Cambodia", "Khmer", "Laos", "Hun Manet", "Manet", "painter", "museum", "drill", "drills",
      "army", "soldiers", "troops", "fire", "wargame", "border security", "RCAF", "the forces",
-     "the", "a", "and", ",", ".", "\n"]
+     "manoeuvres", "parade", "the", "a", "and", ",", ".", "\n"]
 )  # fmt: skip
 
 
@@ -130,9 +144,10 @@ _BASE_WORDS = st.sampled_from(
 def test_every_grammar_feature_classifies_the_same(
     tmp_path_factory: pytest.TempPathFactory, title: list[str], text: list[str]
 ) -> None:
-    """BASE (test_rules) has proximity, none, field, context, label/kind conditions, and a
-    lexicon reference; the words are theirs, so the conditions are hit both ways."""
-    lexicon = _rules(tmp_path_factory, BASE.replace('"@khmer_words"', "Khmer"))
+    """GRAMMAR has proximity in the field and anywhere in the item, none, any, field,
+    context, label/kind conditions and a lexicon reference; the words are theirs, so the
+    conditions are hit both ways."""
+    lexicon = _rules(tmp_path_factory, GRAMMAR)
     _same(_pair(lexicon), " ".join(title), " ".join(text))
 
 
@@ -149,6 +164,26 @@ def test_non_ascii_terms_classify_the_same(
     tmp_path_factory: pytest.TempPathFactory, words: list[str]
 ) -> None:
     _same(_pair(_rules(tmp_path_factory, UNICODE_RULES)), "", " ".join(words))
+
+
+def test_item_level_proximity_decides_per_item(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The compiled engine caches a hit's item-level decisions per key, live terms and the
+    lexicons present: the same key must still decide each item on its own."""
+    python, compiled = _pair(_rules(tmp_path_factory, GRAMMAR))
+    cases = [
+        ("", "manoeuvres near the army", ["joint_exercise"]),
+        ("", "manoeuvres", []),
+        ("", "manoeuvres by the army at the museum", []),
+        ("army", "manoeuvres", ["joint_exercise"]),
+        ("", "the parade", []),
+        ("", "a painter at the parade", ["joint_exercise"]),
+        ("", "painter parade", []),
+        ("soldiers", "parade", ["joint_exercise"]),
+    ]
+    for title, text, topics in cases * 2:  # twice: the second round from the cache
+        labels = compiled.classify(title, text)
+        assert labels == python.classify(title, text)
+        assert labels.topics == topics, (title, text)
 
 
 def test_non_ascii_terms_are_found(tmp_path_factory: pytest.TempPathFactory) -> None:
