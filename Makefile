@@ -6,7 +6,9 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: run test lint format bench eval container-check clean
 
-$(STAMP): pyproject.toml
+# setup.py builds the compiled classifier (classifier/compiled.pyx) in place: a change to it
+# reinstalls, so the tests never run a stale build.
+$(STAMP): pyproject.toml setup.py classifier/compiled.pyx
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "newsmon needs Python >= 3.11")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -46,3 +48,4 @@ container-check:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -f classifier/compiled.c classifier/compiled.*.so

@@ -423,7 +423,7 @@ cdef class Engine:
         self.kall = []
         self.static_cache = {}
         if nkeys >= 1 << 24:
-            raise ValueError("too many automaton keys for the compiled engine")
+            raise MemoryError("too many automaton keys for the compiled engine")
         self.kname_at = <int *> _grow(NULL, (nkeys + 1) * sizeof(int))
         self.lex_index = {}
         names_flat = []

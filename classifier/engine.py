@@ -1,10 +1,14 @@
 """The rule engine: one item's title and text in, labels and their evidence out.
 
+This is the Python engine: the reference, and the fallback where the compiled one
+(``classifier/compiled.pyx``, the same algorithm in C) is not built. ``Classifier`` picks one;
+what both share (item-level decisions, relevance, score, Labels) is ``classifier.verdict``.
+
 Owns: finding rule terms and lexicon words in a field (one Aho-Corasick pass per field over
 the normalised text, whole words only, longest match wins among label terms), evaluating
 each rule's conditions (case, proximity, field, negative context, context requirements,
 other labels), deriving implied labels, relevance (the rules file's ``relevance``) and the
-score.
+score (through ``classifier.verdict``).
 
 Must not: do any I/O (the rules arrive already loaded), keep state between calls, or
 depend on anything but its arguments: the same rules and input give the same Labels.

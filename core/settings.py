@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     rules_file: Path | None = Field(
         default=None, description="Classifier rules YAML; unset: the packaged default."
     )
+    classifier_engine: Literal["auto", "python", "compiled"] = Field(
+        default="auto",
+        description=(
+            "Classifier engine: compiled (C, built at install when a C compiler is present), "
+            "python, or auto (compiled when built)."
+        ),
+    )
     rules_reload_s: float = Field(
         default=2.0, ge=0, description="How often classifiers look for a changed rules file."
     )

@@ -128,7 +128,7 @@ async def _api(settings: Settings, handle: RedisHandle, stop: asyncio.Event) -> 
     app = create_app(
         settings,
         handle.client,
-        classify=Classifier(lexicon).classify,
+        classify=Classifier(lexicon, settings.classifier_engine).classify,
         taxonomy={k: list(v) for k, v in lexicon.labels.items()},
     )
     tune_gc_for_serving()
@@ -225,7 +225,8 @@ async def _ingestor(settings: Settings, handle: RedisHandle, stop: asyncio.Event
 
 async def _classifier(settings: Settings, handle: RedisHandle, stop: asyncio.Event) -> None:
     lexicon = load_lexicon(settings.rules_file)
-    engine = Classifier(lexicon)
+    engine = Classifier(lexicon, settings.classifier_engine)
+    log.info("classifier engine", extra={"engine": engine.engine, "rules": lexicon.version})
     watcher = (
         RulesWatcher(lexicon.source, lexicon=lexicon, interval_s=settings.rules_reload_s)
         if lexicon.source

@@ -19,6 +19,7 @@ PACKAGES = {"core", "runner", *SERVICES}
 IO_LIBS = {"redis", "httpx", "fastapi", "starlette", "uvicorn", "aiosmtplib", "socket", "asyncio"}
 PURE_MODULES = [
     "classifier/engine.py",
+    "classifier/verdict.py",
     "classifier/normalise.py",
     "ingestor/seeds.py",
     "core/models.py",
