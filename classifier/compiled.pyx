@@ -17,7 +17,7 @@ Built by setup.py with Cython when a C compiler is present; ``Classifier`` falls
 the Python engine when it is not (``NEWSMON_CLASSIFIER_ENGINE`` chooses; see README).
 """
 
-from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.stdlib cimport calloc, free, realloc
 from cpython.object cimport (
     PyObject,
     PyObject_GenericSetAttr,
@@ -32,13 +32,11 @@ from cpython.unicode cimport (
     PyUnicode_READ,
 )
 
-cdef extern from "Python.h":
-    ctypedef unsigned char Py_UCS1
-    int PyUnicode_1BYTE_KIND
-
 from cpython.ref cimport Py_INCREF
 
 cdef extern from "Python.h":
+    ctypedef unsigned char Py_UCS1
+    int PyUnicode_1BYTE_KIND
     PyTypeObject PyBaseObject_Type
     ctypedef struct PyMemberDescrObject:
         PyMemberDef *d_member
@@ -52,7 +50,7 @@ cdef extern from "structmember.h":
 from functools import partial
 
 from classifier import verdict as _py
-from classifier.normalise import _fold, normalise_term
+from classifier.normalise import _ASCII_MAP, _fold, normalise_term
 from core.models import Labels, Match
 
 cdef object _MATCH_FIELDS = frozenset(Match.model_fields)
@@ -157,20 +155,17 @@ cdef inline object _match(dict template, str text, object start, object end):
     _put(match, _PRIVATE, "__pydantic_private__", None)
     return match
 
-# The normalised form of each ASCII character (as normalise._ASCII_MAP, plus the space).
+# The normalised form of each ASCII character (normalise's own table), and whether it is a
+# letter or digit.
 cdef unsigned char _ASCII_NORM[128]
 cdef unsigned char _ASCII_ALNUM[128]
 for _i in range(128):
-    _c = chr(_i)
-    if _c in "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f- ":
-        _ASCII_NORM[_i] = 32
-    elif _c == "`":
-        _ASCII_NORM[_i] = 39
-    else:
-        _ASCII_NORM[_i] = ord(_c.lower())
-    _ASCII_ALNUM[_i] = 1 if _c.isalnum() else 0
+    _ASCII_NORM[_i] = _ASCII_MAP[_i]
+    _ASCII_ALNUM[_i] = chr(_i).isalnum()
 
 
+# (Cython starts every C attribute of a cdef class at 0 / NULL, so __dealloc__ may free
+# arrays that were never allocated.)
 cdef struct Vec:
     # A growable array of Py_ssize_t.
     Py_ssize_t *data
@@ -210,15 +205,9 @@ cdef class _Scan:
     cdef Vec q_lex, q_start, q_end
     cdef Vec won  # indexes of the winning contenders, in text order
     cdef dict alive  # contender index → its live conditional terms (a mask), where tested
-    cdef dict decided  # contender index → its evidence, where it had live conditional terms
-
-    def __cinit__(self):
-        self.cls = NULL
-        self.alnum = NULL
-        self.ostart = NULL
-        self.oend = NULL
-        self.spaces = NULL
-        self.dead = NULL
+    # contender index → (its evidence, their label indexes), where it had live conditional
+    # terms (see Engine._decide)
+    cdef dict decided
 
     def __dealloc__(self):
         free(self.cls)
@@ -331,21 +320,6 @@ cdef class Engine:
     # lexicons of its hit-level checks as indexes
     cdef list kchecks
     cdef dict lex_index  # lexicon name → index
-
-    def __cinit__(self):
-        self.delta = NULL
-        self.term = NULL
-        self.link = NULL
-        self.klen = NULL
-        self.khead = NULL
-        self.ktail = NULL
-        self.kcontends = NULL
-        self.klocal = NULL
-        self.kconditional = NULL
-        self.kstatic = NULL
-        self.label_kind = NULL
-        self.kname_at = NULL
-        self.knames = NULL
 
     def __dealloc__(self):
         free(self.delta)
