@@ -521,7 +521,7 @@ def run(quick: bool) -> None:
             f"a lower bound, the client shares the 2 cores): {ok:,.0f} req/s of 200 "
             f"({mbs:,.0f} MB/s), {nm:,.0f} req/s of 304"
         )
-        redis = EmbeddedRedis(Path(tmp) / "redis")
+        redis = EmbeddedRedis(Path(tmp) / "redis", persist=False)
         redis.start()
         pids = {"client": None, "http": srv.proc.pid, "redis": redis.pid}
         try:

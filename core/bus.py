@@ -32,7 +32,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import keys
-from core.events import Event, decode, encode
+from core.events import Event, StreamEntry, decode, encode
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,13 @@ class Bus:
             stream, encode(event), maxlen=self.maxlen, approximate=True
         )
         return msg_id
+
+    def entry(
+        self, stream: str, fields: dict[str, str], carries: tuple[str, str, str] | None = None
+    ) -> StreamEntry:
+        """An entry for ``stream`` with this bus's trimming, for a writer that appends it in
+        its own atomic write (``ItemStore.upsert_many``)."""
+        return StreamEntry(stream, fields, self.maxlen, carries)
 
     def queue(self, pipe: Any, stream: str, event: Event) -> None:
         """Queue a publish on a caller's MULTI pipeline (transactional outbox: the event is

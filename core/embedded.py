@@ -48,7 +48,15 @@ def socket_path(data_dir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"newsmon-{digest}.sock"
 
 
-def _config(data_dir: Path, sock: Path) -> str:
+def _config(data_dir: Path, sock: Path, persist: bool = True) -> str:
+    durable = [
+        "appendonly yes",
+        "appendfilename appendonly.aof",
+        "appendfsync everysec",
+        "dbfilename dump.rdb",
+        "save 900 1",
+        "save 300 100",
+    ]
     return "\n".join(
         [
             "port 0",  # no TCP: only the unix socket
@@ -56,12 +64,7 @@ def _config(data_dir: Path, sock: Path) -> str:
             "unixsocketperm 700",
             f'dir "{data_dir.resolve()}"',
             "daemonize no",
-            "appendonly yes",
-            "appendfilename appendonly.aof",
-            "appendfsync everysec",
-            "dbfilename dump.rdb",
-            "save 900 1",
-            "save 300 100",
+            *(durable if persist else ["appendonly no", 'save ""']),
             "logfile redis.log",
             "loglevel notice",
             "databases 1",
@@ -73,8 +76,13 @@ def _config(data_dir: Path, sock: Path) -> str:
 class EmbeddedRedis:
     """One redis-server process serving ``data_dir`` over a unix socket."""
 
-    def __init__(self, data_dir: Path, *, start_timeout: float = 15.0) -> None:
+    def __init__(
+        self, data_dir: Path, *, start_timeout: float = 15.0, persist: bool = True
+    ) -> None:
+        """``persist=False`` keeps everything in memory (no AOF, no snapshots): for
+        benchmarks that compare against an in-memory store, never for the service."""
         self.data_dir = data_dir
+        self.persist = persist
         self.sock = socket_path(data_dir)
         self.start_timeout = start_timeout
         self.process: subprocess.Popen[bytes] | None = None
@@ -110,7 +118,7 @@ class EmbeddedRedis:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileNotFoundError):
                 self.sock.unlink()  # stale socket of a server that died
-            conf.write_text(_config(self.data_dir, self.sock))
+            conf.write_text(_config(self.data_dir, self.sock, self.persist))
         except OSError as e:  # e.g. a read-only container filesystem with no volume mounted
             raise RedisUnavailable(
                 f"cannot use {self.data_dir} as the embedded redis data dir ({e.strerror}): "

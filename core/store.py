@@ -51,11 +51,17 @@ from redis.exceptions import WatchError
 from core import keys
 from core.connection import run_script
 from core.errors import BadCursor
+from core.events import StreamEntry
 from core.models import Item, Labels, StoredItem, item_id_for
 from core.multiplex import Multiplexed
 
 Outbox = Callable[[Any], None]  # queues commands on the store's MULTI pipeline
 ItemOutbox = Callable[[Any, Item], None]  # the same, given the item as stored
+
+
+# Given the item as stored: the entry announcing it, or None for none. An entry that carries
+# the item names the field (``StreamEntry.carries``); the store puts the item's JSON there.
+ItemEvent = Callable[[Item], StreamEntry | None]
 
 
 class Upsert(enum.Enum):
@@ -76,7 +82,6 @@ CARD_FIELDS: set[str] = {
 }
 _CARD_ROW = ("card", "ingested_at", "classified_at", "brief", "labels")
 LABEL_KINDS = ("topic", "official", "country", "organisation")
-BATCH_ATTEMPTS = 3  # upsert_many's tries at one transaction before going item by item
 
 
 def labels_key(kind: str) -> str:
@@ -238,30 +243,67 @@ end
 return 1
 """
 
-# upsert_many's resolution of a batch. KEYS: per item, its key then its alias keys; ARGV[1]:
-# the item key prefix, ARGV[2]: this call's batch token, ARGV[3..]: how many keys each item
-# has. Per item: 0 when it resolves to nothing stored, 2 when its own key was written by this
-# batch (an earlier attempt whose EXEC went through but was reported as failed), else 1.
-_RESOLVE = """
-local out, k = {}, 1
-for i = 3, #ARGV do
-  local n = tonumber(ARGV[i])
-  local hit = redis.call('EXISTS', KEYS[k]) == 1
+# upsert_many's write of a batch, atomic: resolve each item (its key, or an alias to a stored
+# item, means already stored) and store every one that resolves to nothing: its hash, its list
+# entry (as _COMPOSE assembles it for an item not yet classified), its two base indexes, its
+# aliases and its event, then the count. One call per batch: the client packs one command
+# and reads one reply, the item's JSON crosses the wire once (the event that carries it is
+# spliced together here), and Redis runs no script text per item (EVAL per item, with the
+# WATCH/MULTI it replaced, was most of a first poll's Redis and client CPU).
+# KEYS: per item, its key then its alias keys. ARGV[1..6]: the item key prefix, this call's
+# batch token, LISTED, INDEX_ALL, STATS, ingested_at (as _utc_iso gives it); then per item a
+# record of 15 + 2 * m values: its number of keys, id, feed id, feed index, member, item
+# JSON, card JSON, digest, idx JSON, event stream ('' for no event), its MAXLEN, the field
+# that carries the item ('' for none) and the text before and after the item's JSON in it,
+# m, then m more field-value pairs. Returns each item's code: 0 stored now, 1 already
+# stored, 2 stored by this token before (a call whose reply was lost ran; the item counts as
+# new, its event was published).
+_STORE_NEW = """
+local prefix, token, listed, all, stats, at = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local suffix = ',"ingested_at":"' .. string.sub(at, 1, -7) ..
+  'Z","classified_at":null,"labels":null}'
+local out, k, a, stored = {}, 1, 7, 0
+while a <= #ARGV do
+  local n, id, member, item, card = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 4], ARGV[a + 5],
+    ARGV[a + 6]
+  local m = tonumber(ARGV[a + 14])
   local code = 0
-  if hit then
-    code = redis.call('HGET', KEYS[k], 'batch') == ARGV[2] and 2 or 1
+  if redis.call('EXISTS', KEYS[k]) == 1 then
+    code = redis.call('HGET', KEYS[k], 'batch') == token and 2 or 1
   end
   local j = k + 1
   while code == 0 and j < k + n do
     local target = redis.call('GET', KEYS[j])
-    if target ~= false and redis.call('EXISTS', ARGV[1] .. target) == 1 then code = 1 end
+    if target ~= false and redis.call('EXISTS', prefix .. target) == 1 then code = 1 end
     j = j + 1
+  end
+  if code == 0 then
+    redis.call('HSET', KEYS[k], 'item', item, 'card', card, 'digest', ARGV[a + 7],
+      'feed', ARGV[a + 2], 'ingested_at', at, 'member', member, 'idx', ARGV[a + 8],
+      'label_idx', '[]', 'batch', token)
+    redis.call('HSET', listed, id, string.sub(card, 1, -2) .. suffix)
+    redis.call('ZADD', all, 0, member)
+    redis.call('ZADD', ARGV[a + 3], 0, member)
+    for x = k + 1, k + n - 1 do redis.call('SET', KEYS[x], id) end
+    if ARGV[a + 9] ~= '' then
+      local entry = {ARGV[a + 9], 'MAXLEN', '~', ARGV[a + 10], '*'}
+      for f = a + 15, a + 14 + 2 * m do entry[#entry + 1] = ARGV[f] end
+      if ARGV[a + 11] ~= '' then
+        entry[#entry + 1] = ARGV[a + 11]
+        entry[#entry + 1] = ARGV[a + 12] .. item .. ARGV[a + 13]
+      end
+      redis.call('XADD', unpack(entry))
+    end
+    stored = stored + 1
   end
   out[#out + 1] = code
   k = k + n
+  a = a + 15 + 2 * m
 end
+if stored > 0 then redis.call('HINCRBY', stats, 'items_ingested', stored) end
 return out
 """
+BATCH_MAX = 200  # items per _STORE_NEW call: Redis serves no one else while a script runs
 
 _WORD = re.compile(r"[^\W_]{2,40}")
 MAX_WORDS = 3000  # distinct words indexed per item (a pathological text cannot flood Redis)
@@ -324,6 +366,34 @@ def card_json(item: Item) -> str:
     """The item's list-view fields (``CARD_FIELDS``) as JSON, stored beside the item so a
     list page is assembled from stored strings instead of parsing every item whole."""
     return item.model_dump_json(include=CARD_FIELDS)
+
+
+def _json_bytes(item: Item, include: set[str] | None = None) -> bytes:
+    """``model_dump_json`` as the UTF-8 bytes Redis stores: without decoding them to a str
+    that the packer encodes again (both are copies of every byte of an item)."""
+    return item.__pydantic_serializer__.to_json(item, include=include)
+
+
+def _utc_iso(when: datetime) -> str:
+    """How a time is stored in an item's hash (``ingested_at``, ``classified_at``)."""
+    return when.astimezone(UTC).isoformat()
+
+
+def _as_outbox(event: ItemEvent | None) -> ItemOutbox | None:
+    """``upsert``'s pipeline callback for an ``ItemEvent``."""
+    if event is None:
+        return None
+
+    def queue(pipe: Any, item: Item) -> None:
+        entry = event(item)
+        if entry is not None:
+            fields = dict(entry.fields)
+            if entry.carries is not None:
+                name, before, after = entry.carries
+                fields[name] = f"{before}{item.model_dump_json()}{after}"
+            pipe.xadd(entry.stream, fields, maxlen=entry.maxlen, approximate=True)
+
+    return queue
 
 
 def brief_json(labels: Labels) -> str:
@@ -471,6 +541,7 @@ class ItemStore:
         self.redis: Any = redis  # RESP2 replies, decoded: see core.bus.Bus
         self._one_index_page = redis.register_script(_ONE_INDEX_PAGE)  # EVALSHA, loads once
         self._line = Multiplexed(redis)  # the page script's calls share one connection
+        self._store_new_script = redis.register_script(_STORE_NEW)
 
     async def add(self, item: Item, *, now: datetime, outbox: Outbox | None = None) -> bool:
         """Store a new item; False (and no change) when it is already stored (by id, guid or
@@ -536,95 +607,81 @@ class ItemStore:
         items: Iterable[Item],
         *,
         now: datetime,
-        on_new: ItemOutbox | None = None,
-        on_update: ItemOutbox | None = None,
+        on_new: ItemEvent | None = None,
+        on_update: ItemEvent | None = None,
     ) -> list[Upsert]:
-        """``upsert`` for each of ``items``, in order, with the same result for each; the
-        new ones are written in one MULTI/EXEC (a first poll costs ~4 round trips, not ~6
-        per item). Items already stored, or sharing an id, guid or URL with an earlier item
-        of the batch, go through ``upsert`` one by one afterwards (so the batch's own
-        duplicates are stored once), as does everything after ``BATCH_ATTEMPTS`` conflicts.
+        """``upsert`` for each of ``items``, in order, with the same result for each. The new
+        ones are stored, with their events, by one atomic script call per ``BATCH_MAX`` items
+        (``_STORE_NEW``): ``on_new`` is asked for every candidate's entry before the call,
+        and an entry is written only for an item the call stores. Items already stored, or
+        sharing an id, guid or URL with an earlier item of the batch, go through ``upsert``
+        one by one afterwards (so the batch's own duplicates are stored once; ``on_update``
+        announces changes).
         """
         batch = list(items)
         token = secrets.token_hex(8)
         results: list[Upsert | None] = [None] * len(batch)
-        later: list[int] = []
         claimed: set[str] = set()
-        twins: set[int] = set()
+        twins: list[int] = []
         candidates: list[tuple[int, list[str]]] = []
         for n, item in enumerate(batch):
             own = [keys.item_key(item.id), *_aliases(item)]
             if claimed.intersection(own):
-                twins.add(n)  # the batch's own duplicate: see it after the first is stored
+                twins.append(n)  # the batch's own duplicate: see it after the first is stored
             else:
                 candidates.append((n, own))
             claimed.update(own)
-        for _ in range(BATCH_ATTEMPTS):
-            if not candidates:
-                break
-            new = await self._write_new(batch, candidates, now, on_new, token)
-            if new is None:  # a watched key changed under us: resolve again
-                continue
-            for n, _own in candidates:
-                results[n] = Upsert.NEW if n in new else None
-            later += [n for n, _own in candidates if n not in new]
-            candidates = []
-        later += [n for n, _own in candidates]
-        for n in sorted([*later, *twins]):
-            key = keys.item_key(batch[n].id)
-            if n not in twins and await self.redis.hget(key, "batch") == token:
-                results[n] = Upsert.NEW  # stored by an attempt reported failed (_write_new)
-                continue
-            results[n] = await self.upsert(batch[n], now=now, on_new=on_new, on_update=on_update)
+        for start in range(0, len(candidates), BATCH_MAX):
+            chunk = candidates[start : start + BATCH_MAX]
+            codes = await self._store_new(batch, chunk, now, on_new, token)
+            for (n, _own), code in zip(chunk, codes, strict=True):
+                if code != 1:  # 0: stored now; 2: stored by this call already (a lost reply)
+                    results[n] = Upsert.NEW
+        single_new, single_update = _as_outbox(on_new), _as_outbox(on_update)
+        for n in sorted([*(n for n, _own in candidates if results[n] is None), *twins]):
+            results[n] = await self.upsert(
+                batch[n], now=now, on_new=single_new, on_update=single_update
+            )
         return [r if r is not None else Upsert.SAME for r in results]
 
-    async def _write_new(
+    async def _store_new(
         self,
         batch: list[Item],
         candidates: list[tuple[int, list[str]]],
         now: datetime,
-        on_new: ItemOutbox | None,
+        on_new: ItemEvent | None,
         token: str,
-    ) -> set[int] | None:
-        """Store every candidate that resolves to nothing stored, in one transaction; the
-        indexes this batch stored, or None when the transaction lost a race."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            # WATCH, then read every item's resolution in one script call on the same
-            # connection (a second connection per batch could exhaust a bounded pool).
-            await pipe.watch(*(k for _, own in candidates for k in own))
-            codes = await self._resolve_many(pipe, [own for _, own in candidates], token)
-            new = {n for (n, _own), code in zip(candidates, codes, strict=True) if code == 0}
-            # A timeout while watching is reported as WatchError even when EXEC went
-            # through: the items that attempt stored carry its token, and count as new.
-            ours = {n for (n, _own), code in zip(candidates, codes, strict=True) if code == 2}
-            if not new:
-                await pipe.unwatch()
-                return ours
-            pipe.multi()
-            # Per item: its hash (with this batch's token), its indexes, its event; the
-            # aliases and the count once for the batch (each queued command costs client CPU).
-            aliases: dict[str, str] = {}
-            for n, own in candidates:
-                if n in new:
-                    self._queue_new(pipe, batch[n], now, [], count=False, batch=token)
-                    aliases.update((alias, batch[n].id) for alias in own[1:])
-                    if on_new is not None:
-                        on_new(pipe, batch[n])
-            if aliases:
-                pipe.mset(aliases)
-            pipe.hincrby(keys.STATS, "items_ingested", len(new))
-            try:
-                await pipe.execute()
-            except WatchError:
-                return None
-            return new | ours
-
-    async def _resolve_many(self, pipe: Any, owns: list[list[str]], token: str) -> list[int]:
-        """For each [item key, *alias keys]: 0 when it resolves to no stored item (as
-        ``_resolve`` decides), 2 when this batch stored it, else 1; in one round trip."""
-        flat = [k for own in owns for k in own]
-        counts = [str(len(own)) for own in owns]
-        codes = await pipe.eval(_RESOLVE, len(flat), *flat, keys.item_key(""), token, *counts)
+    ) -> list[int]:
+        """Run ``_STORE_NEW`` over ``candidates`` (index in ``batch``, [key, *aliases]): each
+        one's code (0 stored now, 1 already stored, 2 stored by this token before)."""
+        at = _utc_iso(now)
+        all_keys: list[str] = []
+        args: list[Any] = [keys.item_key(""), token, LISTED, keys.INDEX_ALL, keys.STATS, at]
+        for n, own in candidates:
+            item = batch[n]
+            feed_idx = keys.index_key("feed", item.feed_id)
+            entry = on_new(item) if on_new is not None else None
+            all_keys += own
+            args += (
+                len(own),
+                item.id,
+                item.feed_id,
+                feed_idx,
+                index_member(item),
+                _json_bytes(item),
+                _json_bytes(item, CARD_FIELDS),
+                content_digest(item),
+                json.dumps([keys.INDEX_ALL, feed_idx]),
+            )
+            if entry is None:
+                args += ("", 0, "", "", "", 0)
+                continue
+            args += (entry.stream, entry.maxlen)
+            args += entry.carries or ("", "", "")
+            args.append(len(entry.fields))
+            for field_value in entry.fields.items():
+                args += field_value
+        codes = await run_script(self._line, self._store_new_script, all_keys, args)
         return [int(code) for code in codes]
 
     async def _resolve(self, pipe: Any, item_id: str, aliases: list[str]) -> str | None:
@@ -653,7 +710,7 @@ class ItemStore:
             "card": card_json(item),
             "digest": content_digest(item),
             "feed": item.feed_id,
-            "ingested_at": now.astimezone(UTC).isoformat(),
+            "ingested_at": _utc_iso(now),
             "member": member,
             "idx": json.dumps(base),
             "label_idx": "[]",
@@ -743,7 +800,7 @@ class ItemStore:
                         mapping={
                             "labels": labels.model_dump_json(),
                             "brief": brief_json(labels),
-                            "classified_at": now.astimezone(UTC).isoformat(),
+                            "classified_at": _utc_iso(now),
                             "applied": event_id,
                             "label_idx": json.dumps(new_idx),
                         },

@@ -13,11 +13,10 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from core import keys
 from core.bus import Bus
-from core.events import ItemIngested, ItemUpdated
+from core.events import ItemIngested, ItemUpdated, StreamEntry, item_event_entry
 from core.models import Item
 from core.settings import Settings
 from core.store import ItemStore, Upsert
@@ -63,13 +62,11 @@ class Ingestor:
                 seen += 1
         return AcceptResult(added=added, seen=seen, updated=updated)
 
-    def _publish_new(self, pipe: Any, item: Item) -> None:
-        event = ItemIngested(item=item, occurred_at=self.clock())
-        self.bus.queue(pipe, keys.STREAM_ITEMS, event)
+    def _publish_new(self, item: Item) -> StreamEntry:
+        return self.bus.entry(keys.STREAM_ITEMS, *item_event_entry(ItemIngested, self.clock()))
 
-    def _publish_update(self, pipe: Any, item: Item) -> None:
-        event = ItemUpdated(item=item, occurred_at=self.clock())
-        self.bus.queue(pipe, keys.STREAM_ITEMS, event)
+    def _publish_update(self, item: Item) -> StreamEntry:
+        return self.bus.entry(keys.STREAM_ITEMS, *item_event_entry(ItemUpdated, self.clock()))
 
     async def load_seeds(self, settings: Settings) -> AcceptResult:
         items = load_seed_items(settings.seeds_dir)

@@ -239,21 +239,23 @@ def _guided(n: int, guid: str, *, feed: str = "f1", title: str | None = None) ->
 
 
 async def test_upsert_many_stores_new_items_and_publishes_each_once(r):
+    from core.events import StreamEntry
     from core.store import Upsert
 
     store = ItemStore(r)
-    published: list[str] = []
     items = [_guided(n, f"g{n}") for n in range(5)]
-    results = await store.upsert_many(
-        items, now=NOW, on_new=lambda _pipe, item: published.append(item.id)
-    )
+
+    def announce(item: Item) -> StreamEntry:  # asked of every candidate; written for new ones
+        return StreamEntry("s", {"id": item.id}, 100)
+
+    results = await store.upsert_many(items, now=NOW, on_new=announce)
     assert results == [Upsert.NEW] * 5
-    assert published == [i.id for i in items]
+    assert [f["id"] for _, f in await r.xrange("s")] == [i.id for i in items]
     assert await store.count() == 5
     assert (await store.stats())["items_ingested"] == 5
-    again = await store.upsert_many(items, now=NOW, on_new=lambda *_: published.append("x"))
+    again = await store.upsert_many(items, now=NOW, on_new=announce)
     assert again == [Upsert.SAME] * 5
-    assert len(published) == 5
+    assert await r.xlen("s") == 5
 
 
 async def test_upsert_many_dedups_within_the_batch(r):
@@ -286,34 +288,90 @@ async def test_upsert_many_matches_upsert_item_by_item(r):
     ]
     updates: list[str] = []
     results = await store.upsert_many(
-        batch, now=NOW, on_update=lambda _pipe, item: updates.append(item.title)
+        batch, now=NOW, on_update=lambda item: updates.append(item.title)
     )
     assert results == [Upsert.SAME, Upsert.UPDATED, Upsert.NEW, Upsert.SAME]
     assert updates == ["changed"]
     assert await store.count() == 3
 
 
-async def test_upsert_many_retries_when_a_watched_key_changes(r, monkeypatch):
+async def test_upsert_many_counts_a_batch_whose_reply_was_lost_as_new_and_publishes_once(
+    r, monkeypatch
+):
+    """The batch script ran but its reply never came (a timeout, a dropped connection): the
+    retry finds the items stored under this call's token and reports them new, and nothing
+    is stored, counted or published twice."""
+    from core.bus import Bus
+    from core.events import ItemIngested, decode, item_event_entry
     from core.store import Upsert
 
     store = ItemStore(r)
+    bus = Bus(r)
     items = [_guided(n, f"g{n}") for n in range(3)]
-    real = store._resolve_many
-    raced = False
+    real = store._store_new
+    calls: list[list[int]] = []
 
-    async def racing(pipe: object, owns: list[list[str]], token: str) -> list[int]:
-        nonlocal raced
-        found = await real(pipe, owns, token)
-        if not raced:  # another process stores item 1 between our reads and EXEC
-            raced = True
-            await ItemStore(r).upsert(items[1], now=NOW)
-        return found
+    async def reply_lost_once(*args: object) -> list[int]:
+        if not calls:
+            calls.append(await real(*args))  # it ran; the caller never heard
+        codes = await real(*args)
+        calls.append(codes)
+        return codes
 
-    monkeypatch.setattr(store, "_resolve_many", racing)
-    results = await store.upsert_many(items, now=NOW)
-    assert results == [Upsert.NEW, Upsert.SAME, Upsert.NEW]
-    assert await store.count() == 3
+    monkeypatch.setattr(store, "_store_new", reply_lost_once)
+    results = await store.upsert_many(
+        items, now=NOW, on_new=lambda item: bus.entry("s", *item_event_entry(ItemIngested, NOW))
+    )
+    assert calls == [[0, 0, 0], [2, 2, 2]]
+    assert results == [Upsert.NEW] * 3
     assert (await store.stats())["items_ingested"] == 3
+    entries = await r.xrange("s")
+    assert [decode(fields).item for _, fields in entries] == items  # type: ignore[attr-defined]
+
+
+async def test_upsert_many_event_carries_the_item_as_encode_writes_it(r):
+    from core.bus import Bus
+    from core.events import ItemIngested, encode, item_event_entry
+
+    store = ItemStore(r)
+    bus = Bus(r, maxlen=1000)
+    item = _guided(1, "g1")
+    ids: list[str] = []
+
+    def announce(stored: Item):
+        fields, carries = item_event_entry(ItemIngested, NOW)
+        ids.append(fields["id"])
+        return bus.entry("s", fields, carries)
+
+    await store.upsert_many([item], now=NOW, on_new=announce)
+    [(_, fields)] = await r.xrange("s")
+    assert fields == encode(ItemIngested(item=item, occurred_at=NOW, event_id=ids[0]))
+
+
+async def test_upsert_many_list_entry_is_the_one_compose_assembles(r):
+    from core.store import _COMPOSE, LISTED
+
+    store = ItemStore(r)
+    items = [_guided(n, f"g{n}") for n in range(3)]
+    await store.upsert_many(items, now=NOW)
+    written = await r.hgetall(LISTED)
+    assert set(written) == {i.id for i in items}
+    for item in items:
+        await r.eval(_COMPOSE, 2, keys.item_key(item.id), LISTED, item.id)
+    assert await r.hgetall(LISTED) == written
+
+
+async def test_upsert_many_splits_a_large_batch(r, monkeypatch):
+    from core import store as store_module
+    from core.store import Upsert
+
+    monkeypatch.setattr(store_module, "BATCH_MAX", 2)
+    store = ItemStore(r)
+    items = [_guided(n, f"g{n}") for n in range(5)]
+    results = await store.upsert_many([*items, _guided(0, "g0")], now=NOW)
+    assert results == [Upsert.NEW] * 5 + [Upsert.SAME]
+    assert await store.count() == 5
+    assert (await store.stats())["items_ingested"] == 5
 
 
 async def test_upsert_many_of_nothing(r):
