@@ -103,11 +103,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        addresses = await self._resolve(host, port, timeout)
-        for ip in addresses:  # all of them: we must not let the OS pick a forbidden one later
-            reason = self._policy(host, port, ip)
-            if reason is not None:
-                raise Blocked(f"//{host}:{port}", host, str(ip), reason)
+        addresses = await self.vet(host, port, timeout)
         last_error: Exception = httpcore.ConnectError(f"no address for {host}")
         for ip in addresses:
             try:
@@ -125,6 +121,17 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
                 # backend's stream (anyio's) gets the cheap check around it.
                 return stream if isinstance(stream, _AsyncioStream) else _ReadableCheck(stream)
         raise last_error
+
+    async def vet(self, host: str, port: int, limit: float | None) -> Sequence[IPAddress]:
+        """Every address ``host`` resolves to, each allowed by the policy: ``Blocked`` if ANY
+        is not (we must not let the OS pick a forbidden one later). A connection is then made
+        to one of these addresses, never to the name (``core.http11`` does the same)."""
+        addresses = await self._resolve(host, port, limit)
+        for ip in addresses:
+            reason = self._policy(host, port, ip)
+            if reason is not None:
+                raise Blocked(f"//{host}:{port}", host, str(ip), reason)
+        return addresses
 
     async def _resolve(self, host: str, port: int, limit: float | None) -> Sequence[IPAddress]:
         try:
