@@ -6,10 +6,11 @@ PROCESS so it never shares the GIL with the side being measured. It serves N fee
 CDATA description of 1–3 KB of HTML paragraphs with relative links and images). Its own
 throughput is measured alone first, with a raw asyncio client, and printed.
 
-newsmon: an embedded Redis (temp dir), ``FeedRegistry``, ``Ingestor``, ``Poller`` (per-host
-spacing 0, private addresses allowed) and ``Scheduler.poll_now`` over every feed with
-concurrency ``CONCURRENCY``. For each N: a first pass (every feed new: fetch, parse, upsert,
-publish) and an all-304 pass, each timed once; Redis is flushed between Ns.
+newsmon: an embedded Redis (temp dir, nothing kept on disk: no AOF, no snapshots, as
+reader's ``:memory:`` SQLite keeps nothing either), ``FeedRegistry``, ``Ingestor``,
+``Poller`` (per-host spacing 0, private addresses allowed) and ``Scheduler.poll_now`` over
+every feed with concurrency ``CONCURRENCY``. For each N: a first pass (every feed new:
+fetch, parse, upsert, publish) and an all-304 pass, each timed once; Redis is flushed between Ns.
 
 reader (lemon24/reader 3.x, optional: ``pip install reader``): ``make_reader(":memory:")``,
 ``add_feed`` for each of the same ``READER_N`` feeds, ``update_feeds()`` (first pass), then
@@ -533,7 +534,7 @@ def run(quick: bool) -> None:
         rd_w = reader_run(srv, reader_n, READER_WORKERS, pids) if not isinstance(rd, str) else rd
     print()
     print(
-        f"newsmon: Scheduler.poll_now, concurrency {CONCURRENCY}, embedded Redis; "
+        f"newsmon: Scheduler.poll_now, concurrency {CONCURRENCY}, embedded Redis in memory; "
         f"reader {_reader_version()}: update_feeds(), :memory: SQLite"
     )
     print(_row(["", "feeds", "wall s", "feeds/s", "items/s", "ms/feed", "CPU s used"], _W))
