@@ -262,7 +262,7 @@ class _Pool:
             conn = stack.pop()  # the most recently used: the least likely to be closed
             self.idle_count -= 1
             if conn.closed or (self.expiry is not None and now - conn.idle_since > self.expiry):
-                self._forget(conn)
+                self.free()
                 continue
             return conn
         return None
@@ -292,14 +292,14 @@ class _Pool:
                 conn = stack.pop(0)  # the oldest
                 self.idle_count -= 1
                 conn.close()
-                self._forget(conn)
+                self.free()
                 return
 
     def release(self, conn: _Connection) -> None:
         """A response is done with ``conn``: keep it idle for its origin, or close it."""
         if not conn.reusable() or self.idle_count >= (self.max_idle or 0):
             conn.close()
-            self._forget(conn)
+            self.free()
             return
         conn.idle_since = conn.loop.time()
         conn.reused = True
@@ -308,17 +308,9 @@ class _Pool:
         self.idle.setdefault(conn.origin, []).append(conn)
         self.idle_count += 1
 
-    def _forget(self, conn: _Connection) -> None:
-        """``conn`` is closed for good: its slot is free."""
-        self.total -= 1
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-
-    def unreserve(self) -> None:
-        """A reserved slot was not used (the connect failed)."""
+    def free(self) -> None:
+        """A slot is free again (a connection closed for good, or a connect that failed):
+        wake the oldest call waiting for one."""
         self.total -= 1
         while self.waiters:
             waiter = self.waiters.popleft()
@@ -371,7 +363,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 await self._wait_head(conn, timeouts.get("read"))
             except httpx.RemoteProtocolError:
                 conn.close()
-                self._pool._forget(conn)
+                self._pool.free()
                 # The server closed a kept-alive connection as we wrote: once, on a new one.
                 if conn.reused and not conn.got_bytes and request.method == "GET" and not retried:
                     retried = True
@@ -379,7 +371,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 raise
             except BaseException:  # a timeout, a cancelled caller: the connection is unusable
                 conn.close()
-                self._pool._forget(conn)
+                self._pool.free()
                 raise
             return httpx.Response(
                 conn.status,
@@ -430,7 +422,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
                     return conn
             raise last
         except BaseException:
-            self._pool.unreserve()
+            self._pool.free()
             raise
 
     async def _send(
