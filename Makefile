@@ -44,7 +44,7 @@ eval: $(STAMP)
 
 ## container-check: build the image with podman and start it against the Redis at 127.0.0.1:6379 (db 14), no feeds
 container-check:
-	../shared/tools/container-check --smoke 'env NEWSMON_REDIS_URL=redis://127.0.0.1:6379/14 NEWSMON_API_HOST=127.0.0.1 NEWSMON_FEEDS_FILE=/nonexistent NEWSMON_PARSE_WORKERS=0 newsmon serve'
+	../shared/tools/container-check --smoke 'env NEWSMON_REDIS_URL=redis://127.0.0.1:6379/14 NEWSMON_API_HOST=127.0.0.1 NEWSMON_FEEDS_FILE=/nonexistent newsmon serve'
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -55,8 +55,7 @@ from core.embedded import EmbeddedRedis
 from core.models import Item, Labels, Match
 from core.settings import Settings
 from core.store import ItemStore
-from runner.cli import event_loop_for, run_async
-from runner.roles import tune_gc_for_serving
+from runner.loops import event_loop_for, run_async, tune_gc_for_serving
 
 N_FULL = 100_000
 N_QUICK = 10_000

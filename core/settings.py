@@ -84,8 +84,12 @@ class Settings(BaseSettings):
     connect_timeout_s: float = Field(default=10.0, gt=0)
     max_body_bytes: int = Field(default=15 * 1024 * 1024, ge=1024, description="Decoded cap.")
     host_spacing_s: float = Field(default=1.0, ge=0, description="Gap between requests to a host.")
-    parse_workers: int | None = Field(
-        default=None, ge=0, le=64, description="Feed-parsing processes (default: one per core)."
+    poll_workers: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description="Processes that poll feeds (fetch, parse, store) for one ingestor or "
+        "`newsmon poll`: default one per core; 0: poll in the process itself.",
     )
     stream_maxlen: int = Field(
         default=keys.STREAM_MAXLEN, ge=1000, description="Approximate stream cap."
@@ -185,6 +189,21 @@ def mask_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+# Settings that are no longer read, and what replaced them (named at start-up when set).
+RETIRED: dict[str, str] = {
+    "PARSE_WORKERS": "feeds are parsed by the poll workers now: see NEWSMON_POLL_WORKERS",
+}
+
+
+def retired_in_environment() -> list[str]:
+    """One line for each retired setting still set in the environment."""
+    return [
+        f"{ENV_PREFIX}{name} is no longer read: {instead}"
+        for name, instead in RETIRED.items()
+        if f"{ENV_PREFIX}{name}" in os.environ
+    ]
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

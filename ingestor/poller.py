@@ -15,7 +15,6 @@ import functools
 import logging
 import random
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -63,13 +62,14 @@ class Poller:
         politeness: Politeness = Politeness(),
         fulltext: FullText | None = None,
         rand: Callable[[], float] = random.random,
-        parse_pool: Executor | None = None,
+        parse_inline: bool = False,
     ) -> None:
         self.registry = registry
-        # Parsing is CPU-bound: with a process pool it runs on every core and never blocks
-        # the event loop (which also serves the API in `newsmon serve`); without one it runs
-        # in a thread.
-        self.parse_pool = parse_pool
+        # Parsing is CPU-bound. In a process whose event loop serves other work too (a role
+        # polling without workers, `newsmon serve`'s API) it runs in a thread so the loop
+        # keeps serving; in a poll worker, which does nothing else, it runs inline (a thread
+        # would only add GIL handoffs).
+        self.parse_inline = parse_inline
         self.acceptor = acceptor
         self.fetcher = fetcher
         self.clock = clock
@@ -77,11 +77,14 @@ class Poller:
         self.fulltext = fulltext
         self.rand = rand
 
-    async def poll(self, feed_id: str) -> PollReport:
+    async def poll(self, feed_id: str, *, due_by: datetime | None = None) -> PollReport:
+        """Poll one feed now; with ``due_by`` (a scheduler's tick), only if it is still due
+        by then."""
         ttl_s = self.politeness.lease_ttl_s
-        token, feed, state = await self.registry.lease_and_read(feed_id, ttl_s)
-        if token is None:  # another ingestor process is polling it right now
-            return PollReport(feed_id, "skipped", error="polled by another process")
+        token, feed, state = await self.registry.lease_and_read(feed_id, ttl_s, due_by=due_by)
+        if token is None:  # another ingestor process is polling it, or has just done so
+            error = "polled by another process" + ("" if due_by is None else " or no longer due")
+            return PollReport(feed_id, "skipped", error=error)
         released = False
         try:
             if feed is None:
@@ -158,7 +161,7 @@ class Poller:
                 feed_url=result.url,
                 now=self.clock(),
             )
-            parsed = await asyncio.get_running_loop().run_in_executor(self.parse_pool, job)
+            parsed = job() if self.parse_inline else await asyncio.to_thread(job)
         except FeedParseError as e:
             report.error = str(e)
             return decider.Failed(error=str(e), status=result.status)

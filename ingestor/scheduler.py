@@ -1,9 +1,13 @@
 """The polling scheduler: APScheduler ticks; Redis says which feeds are due.
 
 Each tick asks the registry for the feeds whose next check has passed and polls them
-concurrently (bounded), skipping feeds this process is already polling. "When is a feed
-due" is state in Redis, not in APScheduler, so any number of ingestor processes share
-one schedule and a restart loses nothing.
+concurrently (bounded), skipping feeds this process is already polling; a feed polled by
+another process since the tick read the list is skipped too (the lease checks it is still
+due). "When is a feed due" is state in Redis, not in APScheduler, so any number of
+ingestor processes share one schedule and a restart loses nothing.
+
+The polls themselves are a ``Polls``: a ``Poller`` in this process, or worker processes
+that each run one (``runner.pollworkers``).
 
 Owns: ticking and concurrency. Must not: fetch, parse or decide timing itself.
 """
@@ -14,22 +18,29 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ingestor.poller import Poller, PollReport
+from ingestor.poller import PollReport
 from ingestor.state import FeedRegistry
 
 log = logging.getLogger(__name__)
+
+
+class Polls(Protocol):
+    """Whatever polls one feed and reports how it went (``ingestor.poller.Poller``)."""
+
+    async def poll(self, feed_id: str, *, due_by: datetime | None = None) -> PollReport: ...
 
 
 class Scheduler:
     def __init__(
         self,
         registry: FeedRegistry,
-        poller: Poller,
+        poller: Polls,
         clock: Callable[[], datetime],
         *,
         tick_s: float = 5.0,
@@ -45,9 +56,10 @@ class Scheduler:
     async def tick(self) -> int:
         """Start polls for every due feed not already in flight; return how many started."""
         started = 0
-        for feed_id in await self.registry.due(self.clock()):
+        now = self.clock()
+        for feed_id in await self.registry.due(now):
             if feed_id not in self.in_flight:
-                task = asyncio.create_task(self._guarded(feed_id), name=f"poll:{feed_id}")
+                task = asyncio.create_task(self._guarded(feed_id, now), name=f"poll:{feed_id}")
                 self.in_flight[feed_id] = task
                 task.add_done_callback(self._forget)
                 started += 1
@@ -56,16 +68,27 @@ class Scheduler:
     def _forget(self, task: asyncio.Task[PollReport | None]) -> None:
         self.in_flight.pop(task.get_name().removeprefix("poll:"), None)
 
-    async def poll_now(self, feed_ids: Iterable[str]) -> list[PollReport]:
-        """Poll the given feeds now, whatever their schedule, and wait for all of them."""
-        tasks = [asyncio.create_task(self._guarded(f)) for f in feed_ids]
-        reports = await asyncio.gather(*tasks)
+    async def poll_now(
+        self,
+        feed_ids: Iterable[str],
+        on_report: Callable[[PollReport | None], object] | None = None,
+    ) -> list[PollReport]:
+        """Poll the given feeds now, whatever their schedule, and wait for all of them.
+        ``on_report`` is called as each poll ends (None for a poll that crashed)."""
+
+        async def one(feed_id: str) -> PollReport | None:
+            report = await self._guarded(feed_id, None)
+            if on_report is not None:
+                on_report(report)
+            return report
+
+        reports = await asyncio.gather(*(one(f) for f in feed_ids))
         return [r for r in reports if r is not None]
 
-    async def _guarded(self, feed_id: str) -> PollReport | None:
+    async def _guarded(self, feed_id: str, due_by: datetime | None) -> PollReport | None:
         async with self.limit:
             try:
-                return await self.poller.poll(feed_id)
+                return await self.poller.poll(feed_id, due_by=due_by)
             except asyncio.CancelledError:
                 raise
             except Exception:  # one feed's bug must not stop the others

@@ -37,8 +37,15 @@ return 0
 """
 
 # Take the lease (KEYS[1]) with token ARGV[1] for ARGV[2] ms; if taken, the feed's
-# definition (KEYS[2], field ARGV[3]) and state (KEYS[3]); {0} when another holds it.
+# definition (KEYS[2], field ARGV[3]) and state (KEYS[3]); {0} when another holds it. With
+# ARGV[4] (a time), also {0} unless the feed is still due by then in the due set (KEYS[4]):
+# a tick's due list may be stale by the time it leases (another process polled the feed and
+# rescheduled it in between, or the feed was removed).
 _LEASE_AND_READ = """
+if ARGV[4] ~= '' then
+  local due = redis.call('ZSCORE', KEYS[4], ARGV[3])
+  if not due or tonumber(due) > tonumber(ARGV[4]) then return {0} end
+end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
 return {1, redis.call('HGET', KEYS[2], ARGV[3]), redis.call('GET', KEYS[3])}
 """
@@ -178,17 +185,29 @@ class FeedRegistry:
 
     # -- locks ---------------------------------------------------------------------------
     async def lease_and_read(
-        self, feed_id: str, ttl_s: float
+        self, feed_id: str, ttl_s: float, *, due_by: datetime | None = None
     ) -> tuple[str | None, FeedDef | None, FeedState | None]:
         """Take the feed's lease for ``ttl_s`` and read its definition and state, in one
         call: (lease token, definition, state), or (None, None, None) when another process
-        holds the lease."""
+        holds the lease, or, given ``due_by``, when the feed is no longer due by then (a
+        scheduler's tick passes its ``now``: another process may have polled the feed since
+        the tick read the due list)."""
         token = f"{random.getrandbits(64):016x}"  # unique, as a holder's mark (not a secret)
         got = await run_script(
             self._line,
             self._lease_and_read,
-            [keys.feed_lease_key(feed_id), keys.FEEDS, keys.feed_state_key(feed_id)],
-            [token, max(int(ttl_s * 1000), 1), feed_id],
+            [
+                keys.feed_lease_key(feed_id),
+                keys.FEEDS,
+                keys.feed_state_key(feed_id),
+                keys.FEEDS_DUE,
+            ],
+            [
+                token,
+                max(int(ttl_s * 1000), 1),
+                feed_id,
+                "" if due_by is None else repr(due_by.timestamp()),
+            ],
         )
         if not got[0]:
             return None, None, None

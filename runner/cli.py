@@ -9,17 +9,16 @@ newsmon config                the effective settings, secrets masked (JSON)
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
+import logging
 import sys
-from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
 from core.errors import NewsmonError, SettingsError
 from core.logs import setup_logging
-from core.settings import Settings, load_settings
+from core.settings import Settings, load_settings, retired_in_environment
+from runner.loops import event_loop_for, run_async
 from runner.roles import ROLES
 
 
@@ -110,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(settings.masked(), indent=2, sort_keys=True))
         return 0
     setup_logging(settings.log_level, settings.log_format)
+    for line in retired_in_environment():
+        logging.getLogger("newsmon").warning(line)
     try:
         if args.command in ("classify", "eval"):
             from runner import commands
@@ -122,37 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     except (NewsmonError, ValueError) as e:
         print(f"newsmon: {e}", file=sys.stderr)
         return 1
-
-
-_T = TypeVar("_T")
-
-
-def event_loop_for(roles: tuple[str, ...], setting: str) -> str:
-    """The event loop for a process running ``roles`` (none: a command), as
-    ``NEWSMON_EVENT_LOOP`` says; "auto" picks uvloop for a process that only serves the API
-    (~20 % less CPU a request, measured) and asyncio's own elsewhere. (Polling once cost
-    more on uvloop, through anyio; since the guarded transport uses asyncio's streams the
-    two measure the same, within noise, on both passes of the polling benchmark.)"""
-    if setting != "auto":
-        return setting
-    return "auto" if roles == ("api",) else "asyncio"
-
-
-def run_async(main: Coroutine[Any, Any, _T], loop: str) -> _T:
-    """``asyncio.run(main)`` on the event loop ``loop`` names: uvloop for "uvloop", and for
-    "auto" when it is installed; asyncio's own for "asyncio"."""
-    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
-    if loop != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            if loop == "uvloop":
-                main.close()
-                raise SettingsError("NEWSMON_EVENT_LOOP", "uvloop is not installed") from None
-        else:
-            factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(main)
 
 
 async def _command(settings: Settings, args: argparse.Namespace) -> int:

@@ -23,7 +23,8 @@ from ingestor.poller import PollReport
 from ingestor.scheduler import Scheduler
 from ingestor.state import FeedRegistry
 from notifier.manage import build, describe
-from runner.roles import make_fetcher, make_parse_pool, make_poller, sync_feeds_file, utcnow
+from runner.polling import polls_for, utcnow
+from runner.roles import sync_feeds_file
 
 
 @contextlib.asynccontextmanager
@@ -123,17 +124,9 @@ async def poll(settings: Settings, feed_ids: list[str], progress: bool | None = 
             print(f"newsmon: no feed with id {', '.join(unknown)}", file=sys.stderr)
             return 1
         chosen = feed_ids or [f.id for f in feeds.values() if f.enabled]
-        pool = make_parse_pool(settings) if len(chosen) > 1 else None
-        async with make_fetcher(settings) as fetcher:
-            scheduler = Scheduler(
-                registry,
-                make_poller(settings, handle, fetcher, pool),
-                utcnow,
-                concurrency=settings.poll_concurrency,
-            )
+        async with polls_for(settings, handle, feeds=len(chosen)) as polls:
+            scheduler = Scheduler(registry, polls, utcnow, concurrency=settings.poll_concurrency)
             reports = await _with_progress(scheduler, chosen, progress)
-        if pool is not None:
-            pool.shutdown()
     _summary(reports)
     return 3 if any(r.outcome == "failed" for r in reports) else 0
 
@@ -146,20 +139,8 @@ async def _with_progress(
         return await scheduler.poll_now(feed_ids)
     from tqdm import tqdm
 
-    bar = tqdm(total=len(feed_ids), unit="feed", file=sys.stderr)
-    original = scheduler.poller.poll
-
-    async def counted(feed_id: str) -> PollReport:
-        try:
-            return await original(feed_id)
-        finally:
-            bar.update(1)
-
-    scheduler.poller.poll = counted  # type: ignore[method-assign]
-    try:
-        return await scheduler.poll_now(feed_ids)
-    finally:
-        bar.close()
+    with tqdm(total=len(feed_ids), unit="feed", file=sys.stderr) as bar:
+        return await scheduler.poll_now(feed_ids, on_report=lambda _: bar.update(1))
 
 
 def _summary(reports: list[PollReport]) -> None:

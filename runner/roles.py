@@ -12,14 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
-import multiprocessing as mp
-import os
 import signal
 from collections.abc import Callable, Coroutine, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
@@ -39,23 +34,18 @@ from core.http import GuardedBackend, GuardedTransport
 from core.settings import Settings
 from core.store import ItemStore
 from ingestor.feeds import load_feeds_file
-from ingestor.fetcher import Fetcher
-from ingestor.fulltext import FullText
-from ingestor.poller import Politeness, Poller
 from ingestor.scheduler import Scheduler
 from ingestor.service import Ingestor
 from ingestor.state import FeedRegistry
 from notifier.channels.email import SmtpConfig
 from notifier.service import Notifier
+from runner.loops import tune_gc_for_serving
+from runner.polling import polls_for, utcnow
 
 log = logging.getLogger(__name__)
 
 ROLES = ("ingestor", "classifier", "notifier", "api")
 SHUTDOWN_GRACE_S = 8.0  # + stopping the embedded Redis: about 10 s in all
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class _Server(uvicorn.Server):
@@ -92,25 +82,6 @@ async def _watch_embedded(embedded: EmbeddedRedis, stop: asyncio.Event) -> None:
                 await asyncio.to_thread(embedded.ensure_running)
             except Exception:
                 log.exception("could not restart the embedded redis; retrying")
-
-
-# The collector's first threshold for a serving process (CPython's default: 700). A list
-# request leaves enough container objects behind that, at the default, young collections ran
-# ~0.1 per request at a few hundred µs each (the API bench: ~10 % of the API's CPU, and its
-# p99); at 10,000 they are rare and short. (The ingestor's first pass spent ~7 % in them.)
-# Cyclic garbage waits a little longer for its collection; everything else is freed by
-# reference counting as before.
-GC_GEN0_THRESHOLD = 10_000
-
-
-def tune_gc_for_serving() -> None:
-    """Freeze what start-up allocated (the app, its routes and schemas, the lexicon: never
-    garbage, and no longer scanned by every full collection) and collect the young
-    generation less often (``GC_GEN0_THRESHOLD``). Call once the app is built."""
-    gc.collect()
-    gc.freeze()
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 async def _api(settings: Settings, handle: RedisHandle, stop: asyncio.Event) -> None:
@@ -152,42 +123,6 @@ async def _api(settings: Settings, handle: RedisHandle, stop: asyncio.Event) -> 
         raise RuntimeError("the API server stopped on its own (is the port taken?)")
 
 
-def make_fetcher(settings: Settings) -> Fetcher:
-    return Fetcher(
-        allow_private=settings.allow_private_networks,
-        max_bytes=settings.max_body_bytes,
-        connect_timeout=settings.connect_timeout_s,
-        deadline=settings.fetch_timeout_s,
-    )
-
-
-def make_parse_pool(settings: Settings) -> ProcessPoolExecutor | None:
-    """A process pool for feed parsing (CPU-bound), one worker per core; none on one core."""
-    workers = settings.parse_workers if settings.parse_workers is not None else os.cpu_count()
-    if not workers or workers < 2:
-        return None
-    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("forkserver"))
-
-
-def make_poller(
-    settings: Settings,
-    handle: RedisHandle,
-    fetcher: Fetcher,
-    parse_pool: ProcessPoolExecutor | None = None,
-) -> Poller:
-    store = ItemStore(handle.client)
-    ingestor = Ingestor(store, Bus(handle.client, maxlen=settings.stream_maxlen), utcnow)
-    return Poller(
-        FeedRegistry(handle.client),
-        ingestor,
-        fetcher,
-        utcnow,
-        politeness=Politeness(host_spacing_s=settings.host_spacing_s),
-        fulltext=FullText(fetcher),
-        parse_pool=parse_pool,
-    )
-
-
 async def sync_feeds_file(settings: Settings, handle: RedisHandle) -> int:
     """Bring the feeds YAML file into Redis (a missing file is not an error: no feeds)."""
     if not settings.feeds_file.exists():
@@ -206,21 +141,17 @@ async def _ingestor(settings: Settings, handle: RedisHandle, stop: asyncio.Event
     if settings.load_seeds:
         await ingestor.load_seeds(settings)
     await sync_feeds_file(settings, handle)
-    pool = make_parse_pool(settings)
-    async with make_fetcher(settings) as fetcher:
+    async with polls_for(settings, handle) as polls:
         scheduler = Scheduler(
             FeedRegistry(handle.client),
-            make_poller(settings, handle, fetcher, pool),
+            polls,
             utcnow,
             tick_s=settings.poll_tick_s,
             concurrency=settings.poll_concurrency,
         )
         tune_gc_for_serving()
-        try:
-            await scheduler.run(stop)
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
+        # The polls in flight get most of the shutdown grace; the workers' exit the rest.
+        await scheduler.run(stop, grace_s=SHUTDOWN_GRACE_S - 3)
 
 
 async def _classifier(settings: Settings, handle: RedisHandle, stop: asyncio.Event) -> None:

@@ -75,3 +75,12 @@ def wait_until(check: Callable[[], bool], timeout: float = 30.0, every: float = 
             return
         time.sleep(every)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def process_alive(pid: int) -> bool:
+    """The process exists and has not exited (a zombie, exited but not yet reaped, has)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")

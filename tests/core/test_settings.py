@@ -113,3 +113,31 @@ def test_settings_are_not_built_at_import() -> None:
     import core.settings as mod
 
     assert not any(isinstance(v, Settings) for v in vars(mod).values())
+
+
+def test_poll_workers_default_to_one_per_core_and_refuse_a_negative(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runner.pollworkers import worker_count
+
+    assert load_settings().poll_workers is None
+    assert worker_count(load_settings()) >= 1
+    monkeypatch.setenv("NEWSMON_POLL_WORKERS", "0")
+    assert worker_count(load_settings()) == 0
+    monkeypatch.setenv("NEWSMON_POLL_WORKERS", "-1")
+    with pytest.raises(SettingsError, match="NEWSMON_POLL_WORKERS"):
+        load_settings()
+
+
+def test_a_retired_setting_in_the_environment_is_named_at_start(tmp_path: Path) -> None:
+    empty = tmp_path / "items.jsonl"
+    empty.write_text("")
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner.cli", "classify", str(empty)],
+        env={"NEWSMON_PARSE_WORKERS": "0", "NEWSMON_LOG_FORMAT": "text", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "NEWSMON_PARSE_WORKERS is no longer read" in proc.stderr

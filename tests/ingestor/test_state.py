@@ -101,3 +101,24 @@ async def test_concurrent_leases_on_one_feed_go_to_exactly_one_caller(registry, 
     finally:
         for reg in others:
             await reg.redis.aclose()
+
+
+async def test_a_lease_for_a_tick_is_refused_once_the_feed_is_no_longer_due(registry, r):
+    # A tick read the due list at NOW; since then another process polled the feed and
+    # rescheduled it. The tick's lease (due_by=NOW) must not poll it a second time.
+    token, _, state = await registry.lease_and_read("f1", 60, due_by=NOW)
+    assert token is not None and state is not None
+    later = state.model_copy(update={"next_check_at": NOW + timedelta(minutes=15)})
+    await registry.save_state("f1", later, release_token=token)
+    assert await registry.lease_and_read("f1", 60, due_by=NOW) == (None, None, None)
+    assert await r.get(keys.feed_lease_key("f1")) is None  # nothing was taken
+    due_later, _, _ = await registry.lease_and_read("f1", 60, due_by=later.next_check_at)
+    assert due_later is not None
+    await registry.release_lease("f1", due_later)
+    anyway, _, _ = await registry.lease_and_read("f1", 60)  # polling now ignores the schedule
+    assert anyway is not None
+
+
+async def test_a_removed_feed_is_not_leased_for_a_tick(registry):
+    assert await registry.remove("f1")
+    assert await registry.lease_and_read("f1", 60, due_by=NOW) == (None, None, None)

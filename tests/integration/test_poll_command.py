@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import process_alive, wait_until
 from tests.ingestor.httpserver import RecordedRequest, Reply, TestServer
 from tests.integration.test_polling import ITEMS, rss
 
@@ -105,3 +106,40 @@ def test_feeds_add_list_remove(redis_sync, redis_url, tmp_path):
     assert rm.wait(60) == 0
     again = _newsmon(env, "feeds", "remove", "example")
     assert again.wait(60) == 1
+
+
+@pytest.mark.slow
+def test_poll_spreads_many_feeds_over_worker_processes_with_a_progress_bar(
+    redis_sync, redis_url, tmp_path
+):
+    names = [f"feed-{n:02d}" for n in range(12)]
+    with TestServer() as srv:
+        for n, name in enumerate(names):
+            items = [
+                (f"{name}-{i}", f"Story {i} of {name}", "Lao and Cambodian officers")
+                for i in range(n % 3 + 1)
+            ]
+            srv.route(f"/{name}", body=rss(items))
+        srv.route("/down", status=500)
+        feeds = tmp_path / "feeds.yaml"
+        entries = [f"  - id: {name}\n    url: {srv.url('/' + name)}\n" for name in [*names, "down"]]
+        feeds.write_text("feeds:\n" + "".join(entries))
+        env = {**_env(redis_url, feeds), "NEWSMON_POLL_WORKERS": "2", "NEWSMON_LOG_LEVEL": "INFO"}
+        proc = _newsmon(env, "poll", "--progress")
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3, err  # one feed failed
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("feed-")}
+    assert sorted(lines) == names
+    for n, name in enumerate(names):
+        assert f"new {n % 3 + 1}," in lines[name]
+    assert "HTTP 500" in next(line for line in out.splitlines() if line.startswith("down"))
+    assert "polled 13 feeds: 24 new items, 0 updated, 1 failed" in out
+    assert "13/13" in err  # the progress bar reached the end
+    # The workers' log lines share stderr with the bar (written with "\r", no newline).
+    pieces = re.split(r"[\r\n]", err)
+    logged = [json.loads(p[p.index('{"') :]) for p in pieces if '{"' in p]
+    workers = next(e for e in logged if e["event"] == "poll workers started")["pids"]
+    assert len(workers) == 2 and proc.pid not in workers
+    polled_by = {e["feed_id"]: e.get("poll_worker") for e in logged if e["event"] == "feed polled"}
+    assert sorted(polled_by) == sorted([*names, "down"]) and set(polled_by.values()) <= set(workers)
+    assert not any(process_alive(pid) for pid in workers)

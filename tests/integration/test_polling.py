@@ -4,6 +4,7 @@ hostile responses that end within their limits while the other feeds go on."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import zlib
 from collections.abc import Iterator
@@ -139,6 +140,38 @@ async def test_changed_item_publishes_update_and_duplicates_across_feeds_are_sto
     assert again.updated == 1
     types = [e.TYPE for e in await _events(r)]
     assert types == ["item.ingested", "item.ingested", "item.updated"]
+
+
+async def test_a_tick_skips_a_feed_polled_since_it_read_the_due_list(r, rig, server):
+    registry, store, poller, clock = rig
+    server.route("/feed", body=rss(ITEMS))
+    await _add(registry, clock, server.url("/feed"), "f1")
+
+    class StaleRegistry(FeedRegistry):
+        """Another ingestor process whose tick read the due list before our poll."""
+
+        async def due(self, now: datetime, limit: int = 1000) -> list[str]:
+            return stale
+
+    stale = await registry.due(clock())
+    assert stale == ["f1"]
+    assert (await poller.poll("f1")).outcome == "fetched"  # this process polls it first
+    other = StaleRegistry(r)
+    other_poller = Poller(
+        other,
+        Ingestor(store, Bus(r), clock),
+        poller.fetcher,
+        clock,
+        politeness=Politeness(host_spacing_s=0.0),
+    )
+    scheduler = Scheduler(other, other_poller, clock)
+    assert await scheduler.tick() == 1
+    await asyncio.gather(*scheduler.in_flight.values())
+    assert len(server.requests_to("/feed")) == 1  # not fetched a second time
+    skipped = await other_poller.poll("f1", due_by=clock())
+    assert skipped.outcome == "skipped" and "no longer due" in (skipped.error or "")
+    again = await other_poller.poll("f1")  # `newsmon poll` and the API's "poll now" still do
+    assert again.outcome == "fetched" and len(server.requests_to("/feed")) == 2
 
 
 async def test_permanent_redirect_updates_url_and_410_stops_polling(r, rig, server):
@@ -377,18 +410,3 @@ async def test_offline_default_feeds_only_back_off(r, caplog):
         assert state.consecutive_failures == 1 and state.next_check_at > clock()
         assert state.next_check_reason.startswith("backoff")
     assert sum(1 for rec in caplog.records if rec.getMessage() == "feed polled") == len(feeds)
-
-
-async def test_parsing_in_a_process_pool(r, rig, server):
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    registry, store, poller, clock = rig
-    for n in range(4):
-        server.route(f"/p{n}", body=rss([(f"p{n}-{i}", f"title {i}", "text") for i in range(5)]))
-        await _add(registry, clock, server.url(f"/p{n}"), f"p{n}")
-    with ProcessPoolExecutor(2, mp_context=mp.get_context("forkserver")) as pool:
-        poller.parse_pool = pool
-        reports = await Scheduler(registry, poller, clock).poll_now([f"p{n}" for n in range(4)])
-    assert sorted(rep.new for rep in reports) == [5, 5, 5, 5]
-    assert await store.count() == 20

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from ingestor.seeds import load_seed_items
-from tests.conftest import wait_until
+from tests.conftest import process_alive, wait_until
 from tests.ingestor.httpserver import TestServer
 from tests.integration.test_polling import ITEMS, rss
 
@@ -168,6 +168,11 @@ def test_serve_tags_seeds_and_keeps_them_across_restart(
     connected = next(e for e in events if e["event"] == "connected to redis")
     assert connected["redis"] == "embedded" and connected["redis_version"].startswith("6.2")
     assert any(e["event"] == "newsmon stopped" for e in events)
+    # The feed was polled by a poll worker process, and the workers stopped with the service.
+    workers = next(e for e in events if e["event"] == "poll workers started")["pids"]
+    assert workers and svc.proc.pid not in workers
+    assert any(e["event"] == "feed polled" and e.get("poll_worker") in workers for e in events)
+    assert not any(process_alive(pid) for pid in workers)
 
     # Second life: no seed loading, the embedded Redis brings the items back from its AOF.
     again = Service(data_dir, _free_port(), NEWSMON_LOAD_SEEDS="false", **local)

@@ -9,7 +9,7 @@ import pytest
 import uvloop
 
 from core.errors import SettingsError
-from runner.cli import event_loop_for, run_async
+from runner.loops import event_loop_for, run_async
 
 
 async def _loop_type() -> type:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from runner.roles import GC_GEN0_THRESHOLD, tune_gc_for_serving
+from runner.loops import GC_GEN0_THRESHOLD, tune_gc_for_serving
 
 
 @pytest.fixture

@@ -222,7 +222,7 @@ def _env(feeds_file: Path, data_dir: Path) -> dict[str, str]:
         NEWSMON_BUS_BATCH="10",
         NEWSMON_POLL_TICK_S="0.5",
         NEWSMON_HOST_SPACING_S="0",  # every feed is on 127.0.0.1
-        NEWSMON_PARSE_WORKERS="0",  # two cores: no parse pool beside six role processes
+        NEWSMON_POLL_WORKERS="0",  # two cores: the ingestors poll themselves, no worker processes
         NEWSMON_LOG_FORMAT="json",
     )
     return env
