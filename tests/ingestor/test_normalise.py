@@ -281,3 +281,11 @@ def test_sanitize_html_makes_links_absolute_either_way() -> None:
     assert 'href="https://h.example/x/y?z=1#t"' in out
     assert 'src="https://h.example/b.jpg"' in out
     assert 'href="https://h.example/dir/rel/p"' in out
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8")) | st.text(st.characters(max_codepoint=127)))
+def test_blanking_controls_equals_the_regex(text: str) -> None:
+    from ingestor.normalise import _CONTROL_OR_MARKER, _blank_controls
+
+    assert _blank_controls(text) == _CONTROL_OR_MARKER.sub(" ", text)
+    assert _blank_controls(text + "\ue000\x07") == _CONTROL_OR_MARKER.sub(" ", text + "\ue000\x07")
