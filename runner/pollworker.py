@@ -30,7 +30,7 @@ from runner.loops import event_loop_for, run_async, tune_gc_for_serving
 from runner.polling import make_fetcher, make_poller
 from runner.pollworkers import Outbox, frame, read_frame, read_frame_blocking
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("runner.pollworker")  # not "__main__": it runs with -m
 
 DEFAULT_GRACE_S = 5.0
 
