@@ -124,12 +124,9 @@ class Outbox:
 class _Worker:
     """One worker process, its channel, and the polls it has in hand."""
 
-    def __init__(
-        self, proc: asyncio.subprocess.Process, sock: socket.socket, settings: Settings
-    ) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, sock: socket.socket) -> None:
         self.proc = proc
         self.sock = sock
-        self.settings = settings
         self.pending: dict[int, asyncio.Future[PollReport]] = {}
         self.numbers = itertools.count()
         self.alive = False
@@ -159,9 +156,9 @@ class _Worker:
             raise
         finally:
             theirs.close()
-        worker = cls(proc, ours, settings)
+        worker = cls(proc, ours)
         try:
-            await asyncio.wait_for(worker._handshake(), timeout_s)
+            await asyncio.wait_for(worker._handshake(settings), timeout_s)
         except BaseException as e:
             worker.kill()
             worker.close_channel()
@@ -172,9 +169,9 @@ class _Worker:
             raise
         return worker
 
-    async def _handshake(self) -> None:
+    async def _handshake(self, settings: Settings) -> None:
         self.reader, self.writer = await asyncio.open_connection(sock=self.sock)
-        self.writer.write(frame(self.settings))
+        self.writer.write(frame(settings))
         hello = await read_frame(self.reader)
         if hello != ("ready",):
             code = await self.proc.wait()
